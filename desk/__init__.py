@@ -1,0 +1,1 @@
+"""Trading Desk: an unattended crypto trading daemon and its control room."""

@@ -1,0 +1,332 @@
+"""The execution engine: the only engine that talks to the broker.
+
+It opens a position with a market entry, then protects it with a stop order
+and a take-profit limit order that share one quantity (an OCO pair at the
+broker). The broker matches those against every candle, gap-aware and stop
+first, so exits are intrabar; the engine turns their fills into position
+events, trails stops, and closes positions on a strategy's exit signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from desk.core.events import (
+    Event,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    PositionReduced,
+    StopMoved,
+)
+from desk.core.types import Candle, OrderPurpose, OrderRequest, OrderType, Side
+from desk.engines.bus import Publisher
+from desk.services.broker.base import Broker
+
+EXIT_REASONS = {
+    OrderPurpose.STOP_LOSS.value: "stop_loss",
+    OrderPurpose.TAKE_PROFIT.value: "take_profit",
+}
+
+
+@dataclass(slots=True)
+class Position:
+    position_id: str
+    worker: str
+    symbol: str
+    intent_id: str
+    qty: float
+    entry_ts: int
+    entry_price: float
+    stop_price: float
+    take_profit: float | None
+    entry_fee: float
+    risk_usd: float
+    trailing_stop_pct: float | None = None
+    original_qty: float = 0.0
+    exit_value: float = 0.0
+    exit_fees: float = 0.0
+    stop_order_id: str = ""
+    take_profit_order_id: str = ""
+    exit_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPlan:
+    intent_id: str
+    worker: str
+    symbol: str
+    qty: float
+    stop_price: float
+    take_profit: float | None
+    risk_usd: float
+    trailing_stop_pct: float | None
+
+
+class ExecutionEngine:
+    def __init__(self, broker: Broker, bus: Publisher) -> None:
+        self._broker = broker
+        self._bus = bus
+        self.positions: dict[str, Position] = {}  # by worker: one position per worker
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, PositionOpened):
+            self.positions[event.worker] = Position(
+                position_id=event.position_id,
+                worker=event.worker,
+                symbol=event.symbol,
+                intent_id=event.correlation_id,
+                qty=event.qty,
+                entry_ts=event.ts_event,
+                entry_price=event.entry_price,
+                stop_price=event.stop_price,
+                take_profit=event.take_profit,
+                entry_fee=event.entry_fee,
+                risk_usd=event.risk_usd,
+                trailing_stop_pct=event.trailing_stop_pct,
+                original_qty=event.qty,
+            )
+        elif isinstance(event, OrderSubmitted) and event.position_id:
+            position = self._position_by_id(event.position_id)
+            if position is not None and event.purpose == OrderPurpose.STOP_LOSS:
+                position.stop_order_id = event.order_id
+            elif position is not None and event.purpose == OrderPurpose.TAKE_PROFIT:
+                position.take_profit_order_id = event.order_id
+        elif isinstance(event, PositionReduced):
+            position = self.positions[event.worker]
+            position.qty = event.remaining_qty
+            position.exit_value += event.qty_closed * event.price
+            position.exit_fees += event.fee
+        elif isinstance(event, StopMoved):
+            self.positions[event.worker].stop_price = event.stop_price
+        elif isinstance(event, PositionClosed):
+            self.positions.pop(event.worker, None)
+
+    def _position_by_id(self, position_id: str) -> Position | None:
+        for position in self.positions.values():
+            if position.position_id == position_id:
+                return position
+        return None
+
+    def has_position(self, worker: str) -> bool:
+        return worker in self.positions
+
+    # --- entries ---------------------------------------------------------------------------------
+
+    def enter(self, plan: EntryPlan, ts_event: int) -> list[Event]:
+        """Send the market entry; on its fill, open the position and place its protection."""
+        order = OrderRequest(
+            order_id=self._bus.new_id("o"),
+            worker=plan.worker,
+            symbol=plan.symbol,
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            purpose=OrderPurpose.ENTRY,
+            qty=plan.qty,
+            position_id=self._bus.new_id("p"),
+            correlation_id=plan.intent_id,
+        )
+        published = self._bus.publish(self._broker.submit(order, ts_event))
+        fills = [e for e in published if isinstance(e, OrderFilled)]
+        if not fills:
+            return published
+        qty = sum(f.qty for f in fills)
+        price = sum(f.qty * f.price for f in fills) / qty
+        fee = sum(f.fee for f in fills)
+        market = self._broker.markets()[plan.symbol]
+        opened = PositionOpened(
+            ts_event=ts_event,
+            correlation_id=plan.intent_id,
+            causation_id=fills[-1].id,
+            worker=plan.worker,
+            symbol=plan.symbol,
+            position_id=order.position_id,
+            qty=qty,
+            entry_price=price,
+            stop_price=market.round_price(plan.stop_price),
+            take_profit=market.round_price(plan.take_profit) if plan.take_profit is not None else None,
+            entry_fee=fee,
+            risk_usd=plan.risk_usd,
+            trailing_stop_pct=plan.trailing_stop_pct,
+        )
+        published += self._bus.publish([opened])
+        published += self._protect(self.positions[plan.worker], ts_event)
+        return published
+
+    def _protect(self, position: Position, ts_event: int) -> list[Event]:
+        group = f"oco-{position.position_id}"
+        requests = [
+            OrderRequest(
+                order_id=self._bus.new_id("o"),
+                worker=position.worker,
+                symbol=position.symbol,
+                side=Side.SELL,
+                order_type=OrderType.STOP,
+                purpose=OrderPurpose.STOP_LOSS,
+                qty=position.qty,
+                stop_price=position.stop_price,
+                position_id=position.position_id,
+                oco_group=group,
+                correlation_id=position.intent_id,
+            )
+        ]
+        if position.take_profit is not None:
+            requests.append(
+                OrderRequest(
+                    order_id=self._bus.new_id("o"),
+                    worker=position.worker,
+                    symbol=position.symbol,
+                    side=Side.SELL,
+                    order_type=OrderType.LIMIT,
+                    purpose=OrderPurpose.TAKE_PROFIT,
+                    qty=position.qty,
+                    limit_price=position.take_profit,
+                    position_id=position.position_id,
+                    oco_group=group,
+                    correlation_id=position.intent_id,
+                )
+            )
+        published: list[Event] = []
+        for request in requests:
+            events = self._bus.publish(self._broker.submit(request, ts_event))
+            published += events
+            if any(isinstance(e, OrderRejected) for e in events):
+                # An unprotected position is worse than no position: get out now.
+                published += self.exit(position.worker, f"protective {request.purpose.value} rejected", ts_event)
+                break
+        return published
+
+    # --- exits -----------------------------------------------------------------------------------
+
+    def on_candle(self, candle: Candle) -> list[Event]:
+        """Match resting orders against the candle, book exits, then trail stops."""
+        published = self._bus.publish(self._broker.on_candle(candle))
+        published += self._book_exit_fills(published, candle.ts + 60_000)
+        for position in list(self.positions.values()):
+            if position.symbol == candle.symbol and position.trailing_stop_pct:
+                published += self._trail(position, candle)
+        return published
+
+    def exit(self, worker: str, reason: str, ts_event: int) -> list[Event]:
+        """Close a worker's position at market, cancelling its protective orders first."""
+        position = self.positions.get(worker)
+        if position is None:
+            return []
+        published: list[Event] = []
+        for order_id in (position.stop_order_id, position.take_profit_order_id):
+            if order_id:
+                published += self._bus.publish(self._broker.cancel(order_id, f"exit: {reason}", ts_event))
+        position.exit_reason = reason
+        order = OrderRequest(
+            order_id=self._bus.new_id("o"),
+            worker=worker,
+            symbol=position.symbol,
+            side=Side.SELL,
+            order_type=OrderType.MARKET,
+            purpose=OrderPurpose.EXIT,
+            qty=position.qty,
+            position_id=position.position_id,
+            correlation_id=position.intent_id,
+        )
+        events = self._bus.publish(self._broker.submit(order, ts_event))
+        published += events
+        published += self._book_exit_fills(events, ts_event)
+        if position.position_id and worker in self.positions and not any(isinstance(e, OrderFilled) for e in events):
+            # The exit did not fill (rejected): put the protection back rather than sit naked.
+            published += self._protect(position, ts_event)
+        return published
+
+    def flatten(self, reason: str, ts_event: int) -> list[Event]:
+        published: list[Event] = []
+        for worker in sorted(self.positions):
+            published += self.exit(worker, reason, ts_event)
+        return published
+
+    def _book_exit_fills(self, events: Iterable[Event], ts_event: int) -> list[Event]:
+        published: list[Event] = []
+        for fill in events:
+            if not isinstance(fill, OrderFilled) or fill.purpose == OrderPurpose.ENTRY or not fill.position_id:
+                continue
+            position = self.positions.get(fill.worker)
+            if position is None or position.position_id != fill.position_id:
+                continue
+            reason = EXIT_REASONS.get(fill.purpose) or position.exit_reason or "exit"
+            remaining = max(position.qty - fill.qty, 0.0)
+            # Dust below the lot precision cannot be sold; treat the position as closed.
+            market = self._broker.markets()[position.symbol]
+            if market.floor_amount(remaining) <= 0:
+                remaining = 0.0
+            published += self._bus.publish(
+                [
+                    PositionReduced(
+                        ts_event=fill.ts_event,
+                        correlation_id=position.intent_id,
+                        causation_id=fill.id,
+                        worker=position.worker,
+                        symbol=position.symbol,
+                        position_id=position.position_id,
+                        qty_closed=fill.qty,
+                        price=fill.price,
+                        fee=fill.fee,
+                        remaining_qty=remaining,
+                    )
+                ]
+            )
+            if remaining == 0.0:
+                published += self._bus.publish([self._closed(position, reason, fill)])
+        return published
+
+    def _closed(self, position: Position, reason: str, fill: OrderFilled) -> PositionClosed:
+        closed_qty = position.original_qty
+        exit_price = position.exit_value / closed_qty if closed_qty else fill.price
+        realized = position.exit_value - position.entry_price * closed_qty
+        fees = position.entry_fee + position.exit_fees
+        net = realized - fees
+        return PositionClosed(
+            ts_event=fill.ts_event,
+            correlation_id=position.intent_id,
+            causation_id=fill.id,
+            worker=position.worker,
+            symbol=position.symbol,
+            position_id=position.position_id,
+            qty=closed_qty,
+            entry_ts=position.entry_ts,
+            entry_price=position.entry_price,
+            exit_price=exit_price,
+            realized_pnl=realized,
+            fees=fees,
+            net_pnl=net,
+            r_multiple=net / position.risk_usd if position.risk_usd > 0 else 0.0,
+            exit_reason=reason,
+        )
+
+    def _trail(self, position: Position, candle: Candle) -> list[Event]:
+        assert position.trailing_stop_pct is not None
+        market = self._broker.markets()[position.symbol]
+        candidate = market.round_price(candle.high * (1.0 - position.trailing_stop_pct))
+        if candidate <= position.stop_price or not position.stop_order_id or candidate >= candle.close:
+            return []
+        ts_event = candle.ts + 60_000
+        published = self._bus.publish(self._broker.amend_stop(position.stop_order_id, candidate, ts_event))
+        if any(isinstance(e, OrderCancelled) for e in published):
+            return published
+        published += self._bus.publish(
+            [
+                StopMoved(
+                    ts_event=ts_event,
+                    correlation_id=position.intent_id,
+                    worker=position.worker,
+                    symbol=position.symbol,
+                    position_id=position.position_id,
+                    stop_price=candidate,
+                    reason=f"trailing {position.trailing_stop_pct:.2%} below high {candle.high}",
+                )
+            ]
+        )
+        return published

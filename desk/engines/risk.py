@@ -1,0 +1,144 @@
+"""The risk engine: trading state, entry checks and the per-trade risk budget.
+
+States: ACTIVE trades normally; REDUCING takes no new entries but manages open
+positions (the trapdoor and the daily loss limit put the desk here, and it
+returns to ACTIVE by itself once the condition clears); HALTED takes no new
+entries and stays halted, across restarts, until an operator resumes trading.
+Protective exits always run: risk never blocks a position from being closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from desk.config import RiskConfig, RiskProfile, WorkerConfig
+from desk.core.events import EquitySampled, Event, RiskStateChanged
+from desk.core.types import DAY_MS, TradingState
+
+RULE_OPERATOR_HALT = "operator_halt"
+RULE_OPERATOR_RESUME = "operator_resume"
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRisk:
+    """A worker's risk knobs after its overrides and the chosen profile are applied."""
+
+    risk_per_trade_usd: float | None
+    risk_per_trade_pct: float | None
+    stop_pct: float
+    take_profit_r: float
+    trailing_stop_pct: float | None
+
+
+class RiskEngine:
+    def __init__(self, config: RiskConfig) -> None:
+        self.config = config
+        self.state = TradingState.ACTIVE
+        self.state_rule = ""
+        self.state_reason = ""
+        self.high_water_mark = 0.0
+        self.equity = 0.0
+        self._day = -1
+        self.day_start_equity = 0.0
+
+    # --- state, folded from events ---------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, EquitySampled):
+            self.equity = event.equity
+            self.high_water_mark = max(self.high_water_mark, event.equity)
+            day = event.ts_event // DAY_MS
+            if day != self._day:
+                self._day = day
+                self.day_start_equity = event.equity
+        elif isinstance(event, RiskStateChanged):
+            self.state = TradingState(event.state)
+            self.state_rule = event.rule
+            self.state_reason = event.reason
+            if event.rule == RULE_OPERATOR_RESUME:
+                # Resuming accepts the loss so far: the marks restart from here, or the
+                # drawdown rule would halt again on the very next sample.
+                self.high_water_mark = self.equity
+                self.day_start_equity = self.equity
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def evaluate(self, ts_event: int) -> list[Event]:
+        """Return the state change the latest equity sample calls for, if any."""
+        if self.state is TradingState.HALTED or self.high_water_mark <= 0:
+            return []
+        drawdown = 1.0 - self.equity / self.high_water_mark
+        if drawdown >= self.config.max_drawdown_pct:
+            reason = f"drawdown {drawdown:.2%} reached the {self.config.max_drawdown_pct:.2%} limit"
+            return [self._change(TradingState.HALTED, "max_drawdown", reason, ts_event)]
+        daily_loss = 1.0 - self.equity / self.day_start_equity if self.day_start_equity > 0 else 0.0
+        if drawdown >= self.config.trapdoor_pct:
+            rule = "trapdoor"
+            reason = f"equity {self.equity:.2f} is {drawdown:.2%} below its high {self.high_water_mark:.2f}"
+        elif daily_loss >= self.config.daily_loss_limit_pct:
+            rule = "daily_loss_limit"
+            reason = f"down {daily_loss:.2%} today, limit {self.config.daily_loss_limit_pct:.2%}"
+        else:
+            if self.state is TradingState.REDUCING:
+                return [self._change(TradingState.ACTIVE, "recovered", "risk limits clear again", ts_event)]
+            return []
+        if self.state is TradingState.REDUCING and self.state_rule == rule:
+            return []
+        return [self._change(TradingState.REDUCING, rule, reason, ts_event)]
+
+    def halt(self, reason: str, ts_event: int) -> list[Event]:
+        if self.state is TradingState.HALTED:
+            return []
+        return [self._change(TradingState.HALTED, RULE_OPERATOR_HALT, reason, ts_event)]
+
+    def resume(self, reason: str, ts_event: int) -> list[Event]:
+        if self.state is TradingState.ACTIVE:
+            return []
+        return [self._change(TradingState.ACTIVE, RULE_OPERATOR_RESUME, reason, ts_event)]
+
+    def check_entry(self, *, worker_has_position: bool, open_positions: int) -> Denial | None:
+        """Decide whether a new entry may proceed; exits are never checked here."""
+        if self.state is not TradingState.ACTIVE:
+            return Denial(f"state_{self.state.value.lower()}", f"trading is {self.state.value}: {self.state_reason}")
+        if worker_has_position:
+            return Denial("one_position_per_worker", "the worker already holds a position")
+        if open_positions >= self.config.max_concurrent_positions:
+            return Denial(
+                "max_concurrent_positions",
+                f"{open_positions} positions open, limit {self.config.max_concurrent_positions}",
+            )
+        return None
+
+    def effective(self, worker: WorkerConfig) -> EffectiveRisk:
+        """Merge the risk section, the default profile and the worker's overrides, in that order."""
+        layers: list[RiskProfile] = [self.config.profiles[self.config.default_profile], worker.risk]
+        usd, pct = self.config.risk_per_trade_usd, self.config.risk_per_trade_pct
+        stop, take, trail = self.config.stop_pct, self.config.take_profit_r, self.config.trailing_stop_pct
+        for layer in layers:
+            if layer.risk_per_trade_usd is not None:
+                usd, pct = layer.risk_per_trade_usd, None
+            if layer.risk_per_trade_pct is not None:
+                usd, pct = None, layer.risk_per_trade_pct
+            stop = layer.stop_pct if layer.stop_pct is not None else stop
+            take = layer.take_profit_r if layer.take_profit_r is not None else take
+            trail = layer.trailing_stop_pct if layer.trailing_stop_pct is not None else trail
+        return EffectiveRisk(usd, pct, stop, take, trail)
+
+    def risk_budget_usd(self, worker: WorkerConfig) -> float:
+        """USD the worker may lose on one trade if its stop is hit, scaled by the worker's weight."""
+        effective = self.effective(worker)
+        base = effective.risk_per_trade_usd if effective.risk_per_trade_usd is not None else 0.0
+        if effective.risk_per_trade_pct is not None:
+            base = effective.risk_per_trade_pct * self.equity
+        return base * worker.weight
+
+    def _change(self, state: TradingState, rule: str, reason: str, ts_event: int) -> RiskStateChanged:
+        return RiskStateChanged(
+            ts_event=ts_event, previous=self.state.value, state=state.value, rule=rule, reason=reason
+        )

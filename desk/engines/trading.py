@@ -1,0 +1,307 @@
+"""The synchronous trading core: one minute of candles in, decisions and orders out.
+
+The runtime (live, paper, simulated) and the backtest both drive this class;
+only the clock, the feed and the broker behind it differ. Every step publishes
+events through the bus, which applies them to the engines' state at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from desk.config import DeskConfig
+from desk.core.events import (
+    CandleClosed,
+    CommandApplied,
+    EquitySampled,
+    Event,
+    IntentProposed,
+    IntentScored,
+    OrderDenied,
+    PositionClosed,
+    WorkerStateChanged,
+)
+from desk.core.types import MINUTE_MS, Candle, Side, TradingState
+from desk.engines.bus import EventBus
+from desk.engines.execution import EntryPlan, ExecutionEngine
+from desk.engines.learner import Learner
+from desk.engines.portfolio import Portfolio, SizingRequest
+from desk.engines.risk import RiskEngine
+from desk.engines.worker import Evaluation, Worker, WorkerStatus
+from desk.services.broker.base import Broker
+
+WorkerResult = Evaluation | BaseException | str  # a string is a timeout description
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator command read from the inbox."""
+
+    command_id: int
+    command: str
+    worker: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Approved:
+    intent: IntentProposed
+    request: SizingRequest
+    take_profit_r: float
+    trailing_stop_pct: float | None
+
+
+class TradingCore:
+    def __init__(self, config: DeskConfig, bus: EventBus, broker: Broker) -> None:
+        self.config = config
+        self.bus = bus
+        self.broker = broker
+        self.markets = broker.markets()
+        self.risk = RiskEngine(config.risk)
+        self.portfolio = Portfolio(config.portfolio)
+        self.execution = ExecutionEngine(broker, bus)
+        self.learner = Learner(config.ml, config.risk)
+        self.workers = [
+            Worker(w, config.settings.lookback, config.settings.max_consecutive_faults) for w in config.workers
+        ]
+        self.last_candle_ts: int | None = None
+        for holder in (broker, self.execution, self.risk, self.portfolio, self.learner, *self.workers, self):
+            bus.subscribe(holder)
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, CandleClosed):
+            self.last_candle_ts = event.ts if self.last_candle_ts is None else max(self.last_candle_ts, event.ts)
+
+    def worker(self, name: str) -> Worker | None:
+        return next((w for w in self.workers if w.name == name), None)
+
+    # --- one minute ----------------------------------------------------------------------------
+
+    def on_candles(self, candles: Sequence[Candle]) -> None:
+        """Journal the candles, then let resting protective orders meet them."""
+        for candle in candles:
+            self.bus.publish(
+                [
+                    CandleClosed(
+                        ts_event=candle.ts + MINUTE_MS,
+                        symbol=candle.symbol,
+                        ts=candle.ts,
+                        open=candle.open,
+                        high=candle.high,
+                        low=candle.low,
+                        close=candle.close,
+                        volume=candle.volume,
+                    )
+                ]
+            )
+            self._record_outcomes(self.execution.on_candle(candle))
+
+    def on_evaluations(self, results: Sequence[tuple[Worker, WorkerResult]], prices: dict[str, float], ts: int) -> None:
+        """Turn the workers' answers into exits, intents, risk checks, sizing and entries."""
+        approved: list[_Approved] = []
+        for worker, result in results:
+            if not isinstance(result, Evaluation):
+                self.bus.publish(worker.fault(result, ts))
+                continue
+            worker.succeeded()
+            signal = result.signal
+            if signal is None or worker.status is not WorkerStatus.ACTIVE:
+                continue
+            if signal.side is Side.SELL:
+                if self.execution.has_position(worker.name):
+                    self._record_outcomes(self.execution.exit(worker.name, f"signal: {signal.reason}", ts))
+                continue
+            if self.execution.has_position(worker.name):
+                continue  # already long; a repeated buy signal is not a new intent
+            candidate = self._propose(worker, result, prices[worker.symbol], ts, open_before=len(approved))
+            if candidate is not None:
+                approved.append(candidate)
+        if approved:
+            self._size_and_enter(approved, ts)
+
+    def _propose(
+        self, worker: Worker, evaluation: Evaluation, price: float, ts: int, open_before: int
+    ) -> _Approved | None:
+        assert evaluation.signal is not None
+        signal = evaluation.signal
+        effective = self.risk.effective(worker.config)
+        stop = signal.stop_price if signal.stop_price is not None else price * (1.0 - effective.stop_pct)
+        take = signal.take_profit
+        if take is None:
+            take = price + effective.take_profit_r * (price - stop)
+        intent_id = self.bus.new_id("i")
+        (intent,) = self.bus.publish(
+            [
+                IntentProposed(
+                    ts_event=ts,
+                    correlation_id=intent_id,
+                    worker=worker.name,
+                    symbol=worker.symbol,
+                    intent_id=intent_id,
+                    side=signal.side.value,
+                    reference_price=price,
+                    stop_price=stop,
+                    take_profit=take,
+                    confidence=signal.confidence,
+                    reason=signal.reason,
+                )
+            ]
+        )
+        assert isinstance(intent, IntentProposed)
+        (scored,) = self.bus.publish([self.learner.score(intent, evaluation.features or {})])
+        assert isinstance(scored, IntentScored)
+        denial: tuple[str, str] | None = None
+        if not stop < price:
+            denial = ("invalid_stop", f"stop {stop} is not below the price {price}")
+        elif scored.vetoed:
+            denial = ("learner_veto", f"score {scored.score:.3f} below {self.config.ml.veto_below}")
+        else:
+            check = self.risk.check_entry(
+                worker_has_position=self.execution.has_position(worker.name),
+                open_positions=len(self.execution.positions) + open_before,
+            )
+            denial = (check.rule, check.reason) if check else None
+        if denial is not None:
+            self._deny(intent, *denial)
+            return None
+        request = SizingRequest(
+            worker=worker.name,
+            symbol=worker.symbol,
+            score=scored.score,
+            price=price,
+            stop_price=stop,
+            risk_usd=self.risk.risk_budget_usd(worker.config),
+            weight=worker.config.weight,
+        )
+        return _Approved(intent, request, effective.take_profit_r, effective.trailing_stop_pct)
+
+    def _size_and_enter(self, approved: list[_Approved], ts: int) -> None:
+        by_worker = {a.request.worker: a for a in approved}
+        sized = self.portfolio.size(
+            [a.request for a in approved],
+            equity=self.equity(),
+            cash=self.broker.cash,
+            markets=self.markets,
+            taker_fee=self.config.portfolio.fees.taker,
+        )
+        for result in sized:
+            candidate = by_worker[result.request.worker]
+            if result.denial_rule:
+                self._deny(candidate.intent, result.denial_rule, result.denial_reason)
+                continue
+            plan = EntryPlan(
+                intent_id=candidate.intent.intent_id,
+                worker=candidate.intent.worker,
+                symbol=candidate.intent.symbol,
+                qty=result.qty,
+                stop_price=result.request.stop_price,
+                take_profit=candidate.intent.take_profit,
+                risk_usd=result.qty * (result.request.price - result.request.stop_price),
+                trailing_stop_pct=candidate.trailing_stop_pct,
+            )
+            self._record_outcomes(self.execution.enter(plan, ts))
+
+    def _deny(self, intent: IntentProposed, rule: str, reason: str) -> None:
+        self.bus.publish(
+            [
+                OrderDenied(
+                    ts_event=intent.ts_event,
+                    correlation_id=intent.intent_id,
+                    causation_id=intent.id,
+                    worker=intent.worker,
+                    symbol=intent.symbol,
+                    intent_id=intent.intent_id,
+                    rule=rule,
+                    reason=reason,
+                )
+            ]
+        )
+
+    def _record_outcomes(self, events: Iterable[Event]) -> None:
+        outcomes = [self.learner.outcome(e) for e in events if isinstance(e, PositionClosed)]
+        if outcomes:
+            self.bus.publish(outcomes)
+
+    # --- account -------------------------------------------------------------------------------
+
+    def equity(self) -> float:
+        value = self.broker.cash
+        for symbol in self.markets:
+            held = self.broker.holding(symbol)
+            if held:
+                value += held * self.broker.last_price(symbol)
+        return value
+
+    def sample_equity(self, ts: int) -> None:
+        """Mark the account to the last closes, then let the risk engine react."""
+        equity = self.equity()
+        cash = self.broker.cash
+        high = max(self.risk.high_water_mark, equity)
+        self.bus.publish(
+            [
+                EquitySampled(
+                    ts_event=ts,
+                    equity=equity,
+                    cash=cash,
+                    positions_value=equity - cash,
+                    high_water_mark=high,
+                    drawdown_pct=1.0 - equity / high if high > 0 else 0.0,
+                    open_positions=len(self.execution.positions),
+                )
+            ]
+        )
+        self.bus.publish(self.risk.evaluate(ts))
+
+    # --- operator commands ---------------------------------------------------------------------
+
+    def handle_command(self, command: Command, ts: int) -> CommandApplied:
+        """Apply one operator command; unknown or impossible ones are rejected with a reason."""
+        status, detail = "applied", ""
+        name = command.command
+        worker = self.worker(command.worker) if command.worker else None
+        if name == "halt":
+            self.bus.publish(self.risk.halt("operator halted trading", ts))
+            detail = f"trading is {self.risk.state.value}"
+        elif name == "resume":
+            self.bus.publish(self.risk.resume("operator resumed trading", ts))
+            detail = f"trading is {self.risk.state.value}"
+        elif name == "flatten":
+            self._record_outcomes(self.execution.flatten("operator flatten", ts))
+            detail = f"{len(self.execution.positions)} positions still open"
+        elif name in ("pause_worker", "resume_worker"):
+            if worker is None:
+                status, detail = "rejected", f"unknown worker {command.worker!r}"
+            else:
+                target = WorkerStatus.PAUSED if name == "pause_worker" else WorkerStatus.ACTIVE
+                self.bus.publish(
+                    [
+                        WorkerStateChanged(
+                            ts_event=ts,
+                            worker=worker.name,
+                            symbol=worker.symbol,
+                            state=target.value,
+                            reason=f"operator {name.replace('_', ' ')}",
+                        )
+                    ]
+                )
+                detail = f"worker {worker.name} is {target.value}"
+        else:
+            status, detail = "rejected", f"unknown command {name!r}"
+        (applied,) = self.bus.publish(
+            [
+                CommandApplied(
+                    ts_event=ts,
+                    worker=command.worker,
+                    command_id=command.command_id,
+                    command=name,
+                    status=status,
+                    detail=detail,
+                )
+            ]
+        )
+        assert isinstance(applied, CommandApplied)
+        return applied
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.risk.state

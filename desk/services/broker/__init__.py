@@ -1,0 +1,1 @@
+"""Brokers: the only code that turns order requests into fills."""

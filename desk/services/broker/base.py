@@ -1,0 +1,38 @@
+"""The broker seam. Paper and exchange brokers both satisfy it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from desk.core.events import Event
+from desk.core.types import Candle, Market, OrderRequest
+
+
+class Broker(Protocol):
+    """A broker decides in its methods and changes state only in `apply`.
+
+    Methods return the events that describe what happened (OrderSubmitted,
+    OrderFilled, OrderRejected, OrderCancelled, OrderAmended); the runtime
+    publishes them, which journals them and calls `apply` on every component,
+    the broker included. Replaying a journal through `apply` therefore
+    rebuilds the broker exactly as it was.
+    """
+
+    def markets(self) -> dict[str, Market]: ...
+
+    @property
+    def cash(self) -> float: ...
+
+    def holding(self, symbol: str) -> float: ...
+
+    def last_price(self, symbol: str) -> float: ...
+
+    def submit(self, order: OrderRequest, now_ms: int) -> list[Event]: ...
+
+    def cancel(self, order_id: str, reason: str, now_ms: int) -> list[Event]: ...
+
+    def amend_stop(self, order_id: str, stop_price: float, now_ms: int) -> list[Event]: ...
+
+    def on_candle(self, candle: Candle) -> list[Event]: ...
+
+    def apply(self, event: Event) -> None: ...

@@ -1,0 +1,434 @@
+"""The paper broker: simulated fills against closed 1-minute candles, with fees, slippage and OCO.
+
+Like every broker it decides in its methods and changes state only in `apply`,
+so a journal replayed through `apply` rebuilds cash, holdings and open orders
+exactly. Matching is deliberately pessimistic, because a backtest that flatters
+itself is worse than none: stops fill at the open when price gaps through them,
+a stop beats a take-profit touched in the same bar, limit orders take at most a
+share of the bar's volume, and buys never spend cash the account does not have.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TypedDict
+
+from desk.config import FeesConfig
+from desk.core.events import (
+    AccountOpened,
+    CandleClosed,
+    Event,
+    OrderAmended,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+)
+from desk.core.types import MINUTE_MS, Candle, Market, OrderPurpose, OrderRequest, OrderType, Side
+
+OCO_CANCEL_REASON = "oco sibling filled"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """A resting order as the broker holds it; `remaining` is what can still fill, `fills` how many did."""
+
+    order_id: str
+    worker: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    purpose: OrderPurpose
+    qty: float
+    remaining: float
+    limit_price: float | None
+    stop_price: float | None
+    position_id: str
+    oco_group: str
+    correlation_id: str
+    submitted_ms: int
+    fills: int = 0
+
+
+def fill_id(order_id: str, n: int) -> str:
+    """The id of an order's n-th fill (1-based); deterministic so replays and reruns agree."""
+    return f"{order_id}-f{n}"
+
+
+class PaperBroker:
+    """A simulated spot account in one quote currency; satisfies `desk.services.broker.base.Broker`."""
+
+    def __init__(self, markets: dict[str, Market], fees: FeesConfig, quote_currency: str = "USD") -> None:
+        self._markets = dict(markets)
+        self._fees = fees
+        self._quote = quote_currency
+        self._cash = 0.0
+        self._holdings: dict[str, float] = {}
+        # Insertion order is submission order, which makes matching order deterministic.
+        self._orders: dict[str, OpenOrder] = {}
+        self._candles: dict[str, Candle] = {}
+
+    # --- read side -----------------------------------------------------------------------
+
+    def markets(self) -> dict[str, Market]:
+        return dict(self._markets)
+
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    def holding(self, symbol: str) -> float:
+        return self._holdings.get(symbol, 0.0)
+
+    @property
+    def holdings(self) -> dict[str, float]:
+        """A copy of every non-zero holding, base amount by symbol."""
+        return dict(self._holdings)
+
+    @property
+    def open_orders(self) -> tuple[OpenOrder, ...]:
+        return tuple(self._orders.values())
+
+    def last_price(self, symbol: str) -> float | None:
+        candle = self._candles.get(symbol)
+        return None if candle is None else candle.close
+
+    def equity(self) -> float:
+        """Cash plus holdings marked at their last close (a holding with no candle yet counts as 0)."""
+        return self._cash + sum(qty * (self.last_price(symbol) or 0.0) for symbol, qty in self._holdings.items())
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def submit(self, order: OrderRequest, now_ms: int) -> list[Event]:
+        """Validate an order; return [OrderRejected] alone, or [OrderSubmitted] plus the fill of a market order."""
+        market = self._markets.get(order.symbol)
+        limit = _rounded(market, order.limit_price)
+        stop = _rounded(market, order.stop_price)
+        reason = self._rejection(order, market, limit, stop)
+        if reason:
+            return [OrderRejected(order_id=order.order_id, reason=reason, **_envelope(order, now_ms))]
+        assert market is not None  # _rejection refuses unknown symbols
+        submitted = OrderSubmitted(
+            order_id=order.order_id,
+            side=order.side.value,
+            order_type=order.order_type.value,
+            purpose=order.purpose.value,
+            qty=order.qty,
+            limit_price=limit,
+            stop_price=stop,
+            position_id=order.position_id,
+            oco_group=order.oco_group,
+            **_envelope(order, now_ms),
+        )
+        events: list[Event] = [submitted]
+        if order.order_type is OrderType.MARKET:
+            pending = _open_order(submitted)
+            candle = self._candles[order.symbol]
+            price = self._slipped(candle.close, order.side, order.qty, candle.volume)
+            events.append(self._fill(pending, market, order.qty, price, taker=True, ts=now_ms, left=order.qty))
+            remaining = {o.order_id: o.remaining for o in self._orders.values()}
+            events += self._oco_effects(pending, market, order.qty, remaining, now_ms)
+        return events
+
+    def cancel(self, order_id: str, reason: str, now_ms: int) -> list[Event]:
+        """Cancel an open order; [] when it is unknown or already closed, so a late cancel is harmless."""
+        order = self._orders.get(order_id)
+        if order is None:
+            return []
+        return [OrderCancelled(order_id=order_id, reason=reason, **_envelope(order, now_ms))]
+
+    def amend_stop(self, order_id: str, stop_price: float, now_ms: int) -> list[Event]:
+        """Move an open stop order; [] when the order is unknown, closed or not a stop."""
+        if not math.isfinite(stop_price) or stop_price <= 0:
+            raise ValueError(f"stop price must be a positive number, got {stop_price!r} for order {order_id}")
+        order = self._orders.get(order_id)
+        if order is None or order.order_type is not OrderType.STOP:
+            return []
+        price = self._markets[order.symbol].round_price(stop_price)
+        return [OrderAmended(order_id=order_id, stop_price=price, **_envelope(order, now_ms))]
+
+    def on_candle(self, candle: Candle) -> list[Event]:
+        """Match this symbol's resting orders against a closed candle and return fills and OCO cancels.
+
+        Only the `candle` argument is used for prices and volume, so the result does not
+        depend on whether its CandleClosed was applied first. Orders placed after the
+        candle closed never match it (no look-ahead).
+        """
+        market = self._markets.get(candle.symbol)
+        if market is None:
+            return []
+        ts = candle.ts + MINUTE_MS
+        live = [o for o in self._orders.values() if o.symbol == candle.symbol and o.submitted_ms < ts]
+        # The path inside a bar is unknown; when a stop and a take-profit are both touched, assume
+        # the stop came first. sorted() is stable, so submission order holds within each kind.
+        live.sort(key=lambda o: o.order_type is not OrderType.STOP)
+        # Working copies: fills decided earlier in this candle must bind the later decisions.
+        remaining = {o.order_id: o.remaining for o in self._orders.values()}
+        cash, held = self._cash, self.holding(candle.symbol)
+        events: list[Event] = []
+        for order in live:
+            left = remaining[order.order_id]
+            touched = _touch(order, candle)
+            if left <= 0 or touched is None:
+                continue
+            taker = order.order_type is OrderType.STOP
+            qty = left if taker else min(left, market.floor_amount(self._fees.max_volume_fraction * candle.volume))
+            if qty <= 0:
+                continue
+            price = self._slipped(touched, order.side, qty, candle.volume) if taker else touched
+            rate = self._fees.taker if taker else self._fees.maker
+            if order.side is Side.BUY and qty * price * (1 + rate) > cash:
+                # Price only falls as qty shrinks (less impact), so this qty stays affordable.
+                qty = market.floor_amount(cash / (price * (1 + rate)))
+                if qty <= 0 or qty < market.min_amount:
+                    why = f"insufficient funds at fill: {candle.symbol} at {price}, have {cash:.2f} {self._quote}"
+                    events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
+                    remaining[order.order_id] = 0.0
+                    continue
+                price = self._slipped(touched, order.side, qty, candle.volume) if taker else touched
+            if order.side is Side.SELL and qty > held:
+                # Submit-time checks make this unreachable; it guards the holdings against any drift.
+                qty = market.floor_amount(held)
+                if qty <= 0:
+                    why = f"insufficient holdings at fill: {candle.symbol} held {held}, order needs {left}"
+                    events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
+                    remaining[order.order_id] = 0.0
+                    continue
+            fill = self._fill(order, market, qty, price, taker=taker, ts=ts, left=left)
+            events.append(fill)
+            signed = qty if order.side is Side.BUY else -qty
+            held = round(held + signed, market.amount_decimals)
+            cash -= signed * price + fill.fee
+            events += self._oco_effects(order, market, qty, remaining, ts)
+        return events
+
+    # --- state -------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Change state from one published event; every other event type is ignored."""
+        match event:
+            case AccountOpened():
+                self._cash = event.cash
+            case CandleClosed():
+                previous = self._candles.get(event.symbol)
+                if previous is None or event.ts >= previous.ts:  # an out-of-order candle must not rewind prices
+                    values = (event.open, event.high, event.low, event.close, event.volume)
+                    self._candles[event.symbol] = Candle(event.symbol, event.ts, *values)
+            case OrderSubmitted():
+                if event.order_id not in self._orders:  # a duplicate must not reset a partly filled order
+                    self._orders[event.order_id] = _open_order(event)
+            case OrderFilled():
+                self._apply_fill(event)
+            case OrderCancelled() | OrderRejected():
+                self._orders.pop(event.order_id, None)
+            case OrderAmended():
+                order = self._orders.get(event.order_id)
+                if order is not None:
+                    self._orders[event.order_id] = replace(order, stop_price=event.stop_price)
+
+    def _apply_fill(self, event: OrderFilled) -> None:
+        order = self._orders.get(event.order_id)
+        # Only the order's next fill counts: a repeated or stale fill would move cash twice.
+        if order is None or event.fill_id != fill_id(order.order_id, order.fills + 1):
+            return
+        market = self._markets.get(order.symbol)
+        decimals = market.amount_decimals if market else 12
+        notional = event.qty * event.price
+        if order.side is Side.BUY:
+            self._cash -= notional + event.fee
+            held = round(self.holding(order.symbol) + event.qty, decimals)
+        else:
+            self._cash += notional - event.fee
+            held = round(self.holding(order.symbol) - event.qty, decimals)
+        if held:
+            self._holdings[order.symbol] = held
+        else:
+            self._holdings.pop(order.symbol, None)
+        if event.remaining_qty > 0:
+            self._orders[order.order_id] = replace(order, remaining=event.remaining_qty, fills=order.fills + 1)
+        else:
+            del self._orders[order.order_id]
+        for sibling in self._siblings(order):
+            left = max(0.0, round(sibling.remaining - event.qty, decimals))
+            self._orders[sibling.order_id] = replace(sibling, remaining=left)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _rejection(self, order: OrderRequest, market: Market | None, limit: float | None, stop: float | None) -> str:
+        """The reason to refuse `order`, or "" when it may be placed."""
+        symbol, qty = order.symbol, order.qty
+        if market is None:
+            return f"unknown symbol {symbol}: not one of {sorted(self._markets)}"
+        if order.order_id in self._orders:
+            return f"{symbol}: order id {order.order_id} is already open"
+        candle = self._candles.get(symbol)
+        if candle is None:
+            return f"{symbol}: no price yet, no candle seen"
+        if not math.isfinite(qty) or qty <= 0:
+            return f"{symbol}: qty {qty} must be positive"
+        if round(qty, market.amount_decimals) != qty:
+            return f"{symbol}: qty {qty} has more than {market.amount_decimals} decimals"
+        if qty < market.min_amount:
+            return f"{symbol}: qty {qty} is below the minimum amount {market.min_amount}"
+        if order.order_type is OrderType.LIMIT and not (limit and limit > 0):
+            return f"{symbol}: a limit order needs a positive limit_price, got {order.limit_price}"
+        if order.order_type is OrderType.STOP and not (stop and stop > 0):
+            return f"{symbol}: a stop order needs a positive stop_price, got {order.stop_price}"
+        # Checks use the price the order would trade at: its limit or stop, else the last close.
+        reference = {OrderType.LIMIT: limit, OrderType.STOP: stop}.get(order.order_type) or candle.close
+        if qty * reference < market.min_cost:
+            return (
+                f"{symbol}: cost {qty * reference:.2f} {self._quote} (qty {qty} x {reference}) "
+                f"is below the minimum cost {market.min_cost} {self._quote}"
+            )
+        if order.side is Side.BUY:
+            need = self._buy_cost(order.order_type, qty, reference, candle.volume)
+            held_back = sum(self._buy_cost(o.order_type, o.remaining, _price(o), 0.0) for o in self._buy_orders())
+            have = self._cash - held_back
+            if need > have:
+                detail = f" ({held_back:.2f} {self._quote} held for open buy orders)" if held_back else ""
+                return (
+                    f"insufficient funds: need {need:.2f} {self._quote}, have {have:.2f} {self._quote}"
+                    f" to buy {qty} {symbol}{detail}"
+                )
+            return ""
+        # A stop-loss and take-profit in one OCO group share one quantity, so a group commits its largest
+        # remaining once, and the new order's own group does not count against it.
+        groups: dict[str, float] = {}
+        loose = 0.0
+        for o in self._orders.values():
+            if o.symbol != symbol or o.side is not Side.SELL or (o.oco_group and o.oco_group == order.oco_group):
+                continue
+            if o.oco_group:
+                groups[o.oco_group] = max(groups.get(o.oco_group, 0.0), o.remaining)
+            else:
+                loose += o.remaining
+        committed = round(loose + sum(groups.values()), market.amount_decimals)
+        free = round(self.holding(symbol) - committed, market.amount_decimals)
+        if qty > free:
+            return (
+                f"insufficient holdings: selling {qty} {symbol} but only {free} is free "
+                f"({self.holding(symbol)} held, {committed} committed to open sell orders)"
+            )
+        return ""
+
+    def _buy_orders(self) -> list[OpenOrder]:
+        return [o for o in self._orders.values() if o.side is Side.BUY]
+
+    def _buy_cost(self, order_type: OrderType, qty: float, price: float, volume: float) -> float:
+        """Cash a buy needs including fees: resting limits are maker and unslipped, the rest taker."""
+        if order_type is OrderType.LIMIT:
+            return qty * price * (1 + self._fees.maker)
+        return qty * self._slipped(price, Side.BUY, qty, volume) * (1 + self._fees.taker)
+
+    def _slipped(self, price: float, side: Side, qty: float, volume: float) -> float:
+        """Taker price after slippage: a flat spread plus impact per 1% of the candle's volume taken."""
+        impact = self._fees.impact_bps_per_volume_pct * 100 * qty / volume if volume > 0 else 0.0
+        bps = self._fees.slippage_bps + impact
+        sign = 1 if side is Side.BUY else -1
+        return price * (1 + sign * bps / 10_000)
+
+    def _fill(
+        self, order: OpenOrder, market: Market, qty: float, price: float, *, taker: bool, ts: int, left: float
+    ) -> OrderFilled:
+        """The event for `qty` of `order` filling at `price`, out of `left` still open; fees are in quote."""
+        rate = self._fees.taker if taker else self._fees.maker
+        return OrderFilled(
+            order_id=order.order_id,
+            fill_id=fill_id(order.order_id, order.fills + 1),
+            side=order.side.value,
+            purpose=order.purpose.value,
+            qty=qty,
+            price=price,
+            fee=qty * price * rate,
+            fee_currency=self._quote,
+            liquidity="taker" if taker else "maker",
+            remaining_qty=max(0.0, round(left - qty, market.amount_decimals)),
+            position_id=order.position_id,
+            **_envelope(order, ts),
+        )
+
+    def _siblings(self, order: OpenOrder) -> list[OpenOrder]:
+        if not order.oco_group:
+            return []
+        return [
+            o
+            for o in self._orders.values()
+            if o.oco_group == order.oco_group and o.symbol == order.symbol and o.order_id != order.order_id
+        ]
+
+    def _oco_effects(
+        self, order: OpenOrder, market: Market, qty: float, remaining: dict[str, float], ts: int
+    ) -> list[Event]:
+        """Shrink the siblings' shared quantity by a fill; cancel each sibling that reaches zero."""
+        remaining[order.order_id] = round(remaining.get(order.order_id, qty) - qty, market.amount_decimals)
+        events: list[Event] = []
+        for sibling in self._siblings(order):
+            before = remaining[sibling.order_id]
+            remaining[sibling.order_id] = max(0.0, round(before - qty, market.amount_decimals))
+            if before > 0 and remaining[sibling.order_id] <= 0:
+                events.append(
+                    OrderCancelled(order_id=sibling.order_id, reason=OCO_CANCEL_REASON, **_envelope(sibling, ts))
+                )
+        return events
+
+
+def _touch(order: OpenOrder, candle: Candle) -> float | None:
+    """The pre-slippage price at which the candle reaches `order`, or None; gaps fill at the open."""
+    buy = order.side is Side.BUY
+    if order.order_type is OrderType.STOP and order.stop_price is not None:
+        stop = order.stop_price
+        if buy and candle.high >= stop:
+            return max(candle.open, stop)
+        if not buy and candle.low <= stop:
+            return min(candle.open, stop)
+    elif order.order_type is OrderType.LIMIT and order.limit_price is not None:
+        limit = order.limit_price
+        if buy and candle.low <= limit:
+            return min(candle.open, limit)
+        if not buy and candle.high >= limit:
+            return max(candle.open, limit)
+    return None
+
+
+def _price(order: OpenOrder) -> float:
+    return order.limit_price or order.stop_price or 0.0
+
+
+def _rounded(market: Market | None, price: float | None) -> float | None:
+    if market is None or price is None or not math.isfinite(price):
+        return price
+    return market.round_price(price)
+
+
+class _Envelope(TypedDict):
+    worker: str
+    symbol: str
+    correlation_id: str
+    ts_event: int
+
+
+def _envelope(order: OrderRequest | OpenOrder, ts: int) -> _Envelope:
+    """The fields every broker event copies from its order, so events trace back to the request."""
+    return {"worker": order.worker, "symbol": order.symbol, "correlation_id": order.correlation_id, "ts_event": ts}
+
+
+def _open_order(event: OrderSubmitted) -> OpenOrder:
+    """The resting order an OrderSubmitted describes, with nothing filled yet."""
+    return OpenOrder(
+        order_id=event.order_id,
+        worker=event.worker,
+        symbol=event.symbol,
+        side=Side(event.side),
+        order_type=OrderType(event.order_type),
+        purpose=OrderPurpose(event.purpose),
+        qty=event.qty,
+        remaining=event.qty,
+        limit_price=event.limit_price,
+        stop_price=event.stop_price,
+        position_id=event.position_id,
+        oco_group=event.oco_group,
+        correlation_id=event.correlation_id,
+        submitted_ms=event.ts_event,
+    )

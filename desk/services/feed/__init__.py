@@ -1,0 +1,1 @@
+"""Feeds: where candles come from (simulated market, exchange, replay)."""

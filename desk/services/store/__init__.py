@@ -1,0 +1,1 @@
+"""The store: the append-only JSONL journal (source of truth) and its rebuildable SQL projection."""
