@@ -35,7 +35,7 @@ class Event:
     type_name: ClassVar[str] = "Event"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+        super(Event, cls).__init_subclass__(**kwargs)
         cls.type_name = cls.__name__
         EVENT_TYPES[cls.__name__] = cls
 

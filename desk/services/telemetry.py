@@ -153,6 +153,15 @@ class _StatusError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a batch was dropped, for the `telemetry_batch_dropped` log line."""
+
+    reason: str  # send_failed | close_timeout | internal_error
+    status: int | None  # the last HTTP status, when there was a response
+    error: str | None  # the last exception's type name; never its message, which may quote the URL
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Retry network trouble, timeouts, 5xx and 429; a 4xx means the request itself is wrong."""
     if isinstance(exc, _StatusError):
@@ -426,28 +435,42 @@ class HttpTelemetry:
                 batch = self._queue.popleft()
                 self._in_flight = len(batch)
             try:
-                self._deliver(batch)
+                failure = self._deliver(batch)
             except Exception as exc:  # a bug in delivery must not kill the thread and silently stop telemetry
-                self._record_drop(batch, status=None, error=type(exc).__name__, reason="internal_error")
-            finally:
-                with self._lock:
-                    self._in_flight = 0
-                    self._idle.notify_all()
+                failure = _Failure(reason="internal_error", status=None, error=type(exc).__name__)
+            with self._lock:
+                # Counted in the same critical section that clears in_flight, so every record is in
+                # exactly one place in any stats() snapshot.
+                if failure is None:
+                    self._sent_batches += 1
+                    self._sent_records += len(batch)
+                else:
+                    self._dropped_batches += 1
+                    self._dropped_records += len(batch)
+                self._in_flight = 0
+                self._idle.notify_all()
+            if failure is not None:
+                self._log_drop(
+                    "telemetry_batch_dropped",
+                    reason=failure.reason,
+                    status=failure.status,
+                    count=len(batch),
+                    error=failure.error,
+                )
 
     def _past_deadline(self, _state: RetryCallState | None = None) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        """POST one batch with retries; count it as sent or dropped."""
+    def _deliver(self, batch: list[dict[str, Any]]) -> _Failure | None:
+        """POST one batch with retries; return why it failed, or None once the collector accepted it."""
         if self._past_deadline():
-            self._record_drop(batch, status=None, error=None, reason="close_timeout")
-            return
+            return _Failure(reason="close_timeout", status=None, error=None)
         body = _encode(batch)
         retrying = Retrying(
-            # max_retries retries = max_retries + 1 attempts; a closing sink stops at its deadline.
+            # max_retries retries = max_retries + 1 attempts; a closing sink also stops at its deadline.
             stop=stop_any(stop_after_attempt(self._config.max_retries + 1), self._past_deadline),
             wait=wait_exponential_jitter(
-                initial=self._backoff_initial_s, max=self._backoff_max_s, jitter=self._backoff_initial_s
+                multiplier=self._backoff_initial_s, max=self._backoff_max_s, jitter=self._backoff_initial_s
             ),
             retry=retry_if_exception(_is_transient),
             before_sleep=self._log_retry,
@@ -457,11 +480,8 @@ class HttpTelemetry:
             retrying(self._attempt, body)
         except Exception as exc:
             status = exc.status if isinstance(exc, _StatusError) else None
-            self._record_drop(batch, status=status, error=type(exc).__name__, reason="send_failed")
-            return
-        with self._lock:
-            self._sent_batches += 1
-            self._sent_records += len(batch)
+            return _Failure(reason="send_failed", status=status, error=type(exc).__name__)
+        return None
 
     def _attempt(self, body: bytes) -> None:
         """One POST; raises on anything but 2xx, counting the failure."""
@@ -490,12 +510,6 @@ class HttpTelemetry:
             status=exc.status if isinstance(exc, _StatusError) else None,
             error=type(exc).__name__ if exc is not None else None,
         )
-
-    def _record_drop(self, batch: list[dict[str, Any]], *, status: int | None, error: str | None, reason: str) -> None:
-        with self._lock:
-            self._dropped_batches += 1
-            self._dropped_records += len(batch)
-        self._log_drop("telemetry_batch_dropped", reason=reason, status=status, count=len(batch), error=error)
 
     def _log_drop(self, event: str, **fields: Any) -> None:
         self._safe_log("error", event, endpoint=self._safe_url, **fields)

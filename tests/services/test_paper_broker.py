@@ -112,17 +112,16 @@ def long_position() -> Desk:
 
 
 def protect(desk: Desk, stop: float, take_profit: float, qty: float = 0.1) -> None:
-    """Place a stop-loss and take-profit sharing one quantity, as the execution engine does."""
+    """Place a take-profit and a stop-loss sharing one quantity, as the execution engine does.
+
+    The take-profit goes first so that "stop before limit" cannot pass by accident of submission order.
+    """
+    tp_order = order(
+        "tp", Side.SELL, OrderType.LIMIT, qty, limit=take_profit, purpose=OrderPurpose.TAKE_PROFIT, oco="g1"
+    )
     stop_order = order("sl", Side.SELL, OrderType.STOP, qty, stop=stop, purpose=OrderPurpose.STOP_LOSS, oco="g1")
-    tp_order = order("tp", Side.SELL, OrderType.LIMIT, qty, limit=take_profit, purpose=OrderPurpose.TAKE_PROFIT)
+    assert [type(e) for e in desk.submit(tp_order, minute(1))] == [OrderSubmitted]
     assert [type(e) for e in desk.submit(stop_order, minute(1))] == [OrderSubmitted]
-    assert [type(e) for e in desk.submit(_with_group(tp_order, "g1"), minute(1))] == [OrderSubmitted]
-
-
-def _with_group(request: OrderRequest, group: str) -> OrderRequest:
-    from dataclasses import replace
-
-    return replace(request, oco_group=group)
 
 
 def fills(events: list[Event]) -> list[OrderFilled]:
@@ -169,12 +168,15 @@ def test_submit_when_market_buy_then_fills_at_close_plus_slippage_with_taker_fee
             "BTC/USD: cost 4.00 USD (qty 0.0001 x 40000.0) is below the minimum cost 5.0 USD",
         ),
         (order("x", Side.BUY, OrderType.LIMIT, 0.1), "BTC/USD: a limit order needs a positive limit_price"),
-        # Slippage 2 + 10 x 0.2% = 22 bps -> 50_110; 0.2 x 50_110 = 10_022 + 0.26% fee 26.0572 = 10_048.0572.
+        # Slippage 2 + 10 x 0.2% = 4 bps -> 50_020; 0.2 x 50_020 = 10_004 + 0.26% fee 26.0104 = 10_030.0104.
         (
             order("x", Side.BUY, OrderType.MARKET, 0.2),
-            "insufficient funds: need 10048.06 USD, have 10000.00 USD to buy 0.2 BTC/USD",
+            "insufficient funds: need 10030.01 USD, have 10000.00 USD to buy 0.2 BTC/USD",
         ),
-        (order("x", Side.SELL, OrderType.MARKET, 0.1), "insufficient holdings: selling 0.1 BTC/USD but only 0 is free"),
+        (
+            order("x", Side.SELL, OrderType.MARKET, 0.1),
+            "insufficient holdings: selling 0.1 BTC/USD but only 0.0 is free",
+        ),
     ],
     ids=["unknown", "no-price", "zero", "precision", "min-amount", "min-cost", "no-limit", "funds", "holdings"],
 )
@@ -329,7 +331,7 @@ def test_submit_when_sell_in_same_oco_group_then_shares_quantity_but_other_sells
     events = desk.submit(order("exit", Side.SELL, OrderType.MARKET, 0.1, purpose=OrderPurpose.EXIT), minute(1))
 
     assert [type(e) for e in events] == [OrderRejected]
-    assert "only 0 is free (0.1 held, 0.1 committed to open sell orders)" in events[0].reason
+    assert "only 0.0 is free (0.1 held, 0.1 committed to open sell orders)" in events[0].reason
 
 
 def test_on_candle_when_oco_partly_filled_then_stop_sells_only_the_shared_remainder() -> None:
@@ -352,14 +354,19 @@ def test_on_candle_when_oco_partly_filled_then_stop_sells_only_the_shared_remain
     assert desk.broker.open_orders == ()
 
 
-def test_on_candle_when_oco_stop_touched_but_not_yet_applied_then_never_fills_more_than_group() -> None:
+def test_on_candle_when_two_take_profits_of_one_group_touched_then_fills_total_only_the_shared_qty() -> None:
     desk = long_position()
-    protect(desk, stop=49_000, take_profit=51_000)
-    bar = Candle(BTC, minute(1), 50_000, 51_500, 48_500, 50_000, 100)
+    for order_id, limit in (("tp1", 51_000), ("tp2", 51_500)):
+        request = order(order_id, Side.SELL, OrderType.LIMIT, 0.1, limit=limit, oco="g1")
+        assert [type(e) for e in desk.submit(request, minute(1))] == [OrderSubmitted]
 
-    # Deciding twice without publishing in between must not double-sell either: each call sees 0.1 left.
-    for events in (desk.broker.on_candle(bar), desk.broker.on_candle(bar)):
-        assert sum(f.qty for f in fills(events)) == 0.1
+    events = desk.candle(1, 50_500, 52_000, 50_400, 51_800)
+
+    # Both are touched and volume allows 25 BTC each, yet the group holds only 0.1: tp1 fills, tp2 is cancelled.
+    assert [(type(e), e.order_id) for e in events] == [(OrderFilled, "tp1"), (OrderCancelled, "tp2")]
+    assert sum(f.qty for f in fills(events)) == 0.1
+    assert desk.broker.holding(BTC) == 0.0
+    assert desk.broker.open_orders == ()
 
 
 # --- cancel, amend, replay -------------------------------------------------------------------

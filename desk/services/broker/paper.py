@@ -145,7 +145,7 @@ class PaperBroker:
         order = self._orders.get(order_id)
         if order is None or order.order_type is not OrderType.STOP:
             return []
-        price = self._markets[order.symbol].round_price(stop_price)
+        price = float(self._markets[order.symbol].round_price(stop_price))
         return [OrderAmended(order_id=order_id, stop_price=price, **_envelope(order, now_ms))]
 
     def on_candle(self, candle: Candle) -> list[Event]:
@@ -179,10 +179,14 @@ class PaperBroker:
             price = self._slipped(touched, order.side, qty, candle.volume) if taker else touched
             rate = self._fees.taker if taker else self._fees.maker
             if order.side is Side.BUY and qty * price * (1 + rate) > cash:
-                # Price only falls as qty shrinks (less impact), so this qty stays affordable.
+                # Fill what cash covers; price only falls as qty shrinks (less impact), so it stays covered.
+                need = qty * price * (1 + rate)
                 qty = market.floor_amount(cash / (price * (1 + rate)))
                 if qty <= 0 or qty < market.min_amount:
-                    why = f"insufficient funds at fill: {candle.symbol} at {price}, have {cash:.2f} {self._quote}"
+                    why = (
+                        f"insufficient funds at fill: {left} {candle.symbol} at {price:g} needs {need:.2f} "
+                        f"{self._quote}, have {cash:.2f} {self._quote}"
+                    )
                     events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
                     remaining[order.order_id] = 0.0
                     continue
@@ -284,7 +288,8 @@ class PaperBroker:
             )
         if order.side is Side.BUY:
             need = self._buy_cost(order.order_type, qty, reference, candle.volume)
-            held_back = sum(self._buy_cost(o.order_type, o.remaining, _price(o), 0.0) for o in self._buy_orders())
+            buys = [o for o in self._orders.values() if o.side is Side.BUY]
+            held_back = sum(self._buy_cost(o.order_type, o.remaining, _price(o), 0.0) for o in buys)
             have = self._cash - held_back
             if need > have:
                 detail = f" ({held_back:.2f} {self._quote} held for open buy orders)" if held_back else ""
@@ -312,9 +317,6 @@ class PaperBroker:
                 f"({self.holding(symbol)} held, {committed} committed to open sell orders)"
             )
         return ""
-
-    def _buy_orders(self) -> list[OpenOrder]:
-        return [o for o in self._orders.values() if o.side is Side.BUY]
 
     def _buy_cost(self, order_type: OrderType, qty: float, price: float, volume: float) -> float:
         """Cash a buy needs including fees: resting limits are maker and unslipped, the rest taker."""
@@ -399,7 +401,7 @@ def _price(order: OpenOrder) -> float:
 def _rounded(market: Market | None, price: float | None) -> float | None:
     if market is None or price is None or not math.isfinite(price):
         return price
-    return market.round_price(price)
+    return float(market.round_price(price))  # an int price would otherwise leak into events as an int
 
 
 class _Envelope(TypedDict):

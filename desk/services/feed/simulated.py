@@ -178,26 +178,37 @@ def _derive_market(symbol: str, base: str, quote: str, price: float) -> Market:
     )
 
 
-def _stationary(transition: np.ndarray) -> np.ndarray:
-    """Stationary distribution of a row-stochastic matrix (solve pi P = pi, sum pi = 1)."""
-    size = transition.shape[0]
-    system = np.vstack([transition.T - np.eye(size), np.ones(size)])
-    target = np.zeros(size + 1)
-    target[-1] = 1.0
-    solution, *_ = np.linalg.lstsq(system, target, rcond=None)
-    return solution
+def _stationary(mean_minutes: tuple[int, ...], next_regime: tuple[tuple[float, ...], ...]) -> list[float]:
+    """Share of time a regime chain spends in each state.
+
+    The chain stays in state k for a geometric time of mean `mean_minutes[k]`, then
+    moves by `next_regime[k]`. Time share is proportional to the mean length times
+    the stationary distribution of the move chain (nu = nu @ next_regime), which is
+    solved here in plain Python rather than with LAPACK so the constants, and hence
+    every candle, are bit-identical on every machine.
+    """
+    size = len(mean_minutes)
+    # Rows of (next_regime^T - I) nu = 0, the last one replaced by sum(nu) = 1.
+    system = [[next_regime[col][row] - (1.0 if row == col else 0.0) for col in range(size)] for row in range(size)]
+    system[-1] = [1.0] * size
+    rhs = [0.0] * (size - 1) + [1.0]
+    for pivot in range(size):  # Gauss-Jordan with partial pivoting
+        best = max(range(pivot, size), key=lambda row: abs(system[row][pivot]))
+        system[pivot], system[best] = system[best], system[pivot]
+        rhs[pivot], rhs[best] = rhs[best], rhs[pivot]
+        for row in range(size):
+            if row != pivot:
+                factor = system[row][pivot] / system[pivot][pivot]
+                system[row] = [a - factor * b for a, b in zip(system[row], system[pivot], strict=True)]
+                rhs[row] -= factor * rhs[pivot]
+    nu = [rhs[k] / system[k][k] for k in range(size)]
+    weights = [n * m for n, m in zip(nu, mean_minutes, strict=True)]
+    total = math.fsum(weights)
+    return [w / total for w in weights]
 
 
-def _stress_matrix() -> np.ndarray:
-    """Per-minute transition matrix of the calm/stressed chain."""
-    leave = [1.0 / m for m in _STRESS_MEAN_MINUTES]
-    return np.array([[1.0 - leave[0], leave[0]], [leave[1], 1.0 - leave[1]]])
-
-
-def _direction_matrix() -> np.ndarray:
-    """Per-minute transition matrix of the trend-up/trend-down/range chain."""
-    leave = np.array([1.0 / m for m in _DIRECTION_MEAN_MINUTES])
-    return np.diag(1.0 - leave) + leave[:, None] * np.array(_DIRECTION_NEXT)
+_STRESS_PI = _stationary(_STRESS_MEAN_MINUTES, ((0.0, 1.0), (1.0, 0.0)))
+_DIRECTION_PI = _stationary(_DIRECTION_MEAN_MINUTES, _DIRECTION_NEXT)
 
 
 def _regime_variance_factor() -> float:
@@ -206,16 +217,22 @@ def _regime_variance_factor() -> float:
     Dividing the diffusion by its square root keeps each symbol's long-run vol at
     its nominal value however the regime parameters are tuned.
     """
-    stress_pi = _stationary(_stress_matrix())
-    direction_pi = _stationary(_direction_matrix())
-    calm = float(np.dot(direction_pi, _REGIME_VOL[:3] ** 2))
-    return float(stress_pi[0] * calm + stress_pi[1] * _REGIME_VOL[HIGH_VOL] ** 2)
+    calm = math.fsum(pi * float(_REGIME_VOL[k]) ** 2 for k, pi in enumerate(_DIRECTION_PI))
+    return _STRESS_PI[0] * calm + _STRESS_PI[1] * float(_REGIME_VOL[HIGH_VOL]) ** 2
 
 
-def _sample_index(u: float, weights: np.ndarray) -> int:
-    """Inverse-CDF draw of an index from `weights` with one uniform, so draw counts stay fixed."""
-    cumulative = np.cumsum(weights)
-    return min(int(np.searchsorted(cumulative, u * cumulative[-1], side="right")), len(weights) - 1)
+def _sample_index(u: float, weights: list[float]) -> int:
+    """Inverse-CDF draw of an index from `weights` (summing to 1) with one uniform, so draw counts stay fixed."""
+    cumulative = 0.0
+    for index, weight in enumerate(weights):
+        cumulative += weight
+        if u < cumulative:
+            return index
+    return len(weights) - 1  # u within rounding of 1
+
+
+# Per symbol: (opens, highs, lows, closes, volumes, regime codes), one entry per minute of a block.
+_Rows = list[tuple[list[float], list[float], list[float], list[float], list[float], list[int]]]
 
 
 @dataclass(slots=True)
@@ -227,16 +244,13 @@ class _Block:
     """
 
     index: int
-    prev_close: list[float]  # rounded close before the block: the first open
-    prev_regime: list[int]  # regime codes before the block
+    prev_close: list[float]  # rounded close before the block: the block's first open
     close: np.ndarray
     high: np.ndarray
     low: np.ndarray
     volume: np.ndarray
     regime: np.ndarray
-    rows: list[tuple[list[float], list[float], list[float], list[float], list[float], list[int]]] | None = field(
-        default=None
-    )
+    rows: _Rows | None = field(default=None)
 
 
 class SimulatedMarket:
@@ -300,8 +314,6 @@ class SimulatedMarket:
         self._stress_leave = stress_leave
         self._direction_leave = [1.0 / m for m in _DIRECTION_MEAN_MINUTES]
         self._direction_next_cdf = [np.cumsum(row).tolist() for row in _DIRECTION_NEXT]
-        self._stress_pi = _stationary(_stress_matrix())
-        self._direction_pi = _stationary(_direction_matrix())
         self._symbol_keys = [_name_key(symbol) for symbol in self._symbols]
 
         self._reset()
@@ -390,8 +402,8 @@ class SimulatedMarket:
             np.random.Generator(np.random.PCG64(np.random.SeedSequence([self._seed, key]))) for key in self._symbol_keys
         ]
         # The starting regimes are drawn from the chains' stationary mix; one uniform each.
-        self._stress = _sample_index(float(self._market_rng.random()), self._stress_pi)
-        self._direction = [_sample_index(float(rng.random()), self._direction_pi) for rng in self._symbol_rngs]
+        self._stress = _sample_index(float(self._market_rng.random()), _STRESS_PI)
+        self._direction = [_sample_index(float(rng.random()), _DIRECTION_PI) for rng in self._symbol_rngs]
         self._initial_regime = [HIGH_VOL if self._stress else d for d in self._direction]
         self._prev_regime = list(self._initial_regime)
         self._logp = list(self._start_logp)
@@ -457,7 +469,6 @@ class SimulatedMarket:
         self._block = _Block(
             index=index,
             prev_close=self._last_close,
-            prev_regime=self._prev_regime,
             close=close,
             high=high,
             low=low,
@@ -536,7 +547,7 @@ class SimulatedMarket:
             self._anchor[i] = anchor
         return returns, logp
 
-    def _rows(self, block: _Block) -> list[tuple[list[float], list[float], list[float], list[float], list[float], list[int]]]:
+    def _rows(self, block: _Block) -> _Rows:
         """Rounded (opens, highs, lows, closes, volumes, regimes) per symbol, built once per block.
 
         Python's `round` is used, not numpy's, so prices equal `Market.round_price` of
@@ -545,14 +556,10 @@ class SimulatedMarket:
         if block.rows is not None:
             return block.rows
         rows = []
-        for i, (d, tick, ad) in enumerate(
-            zip(self._price_decimals, self._ticks, self._amount_decimals, strict=True)
-        ):
+        for i, (d, tick, ad) in enumerate(zip(self._price_decimals, self._ticks, self._amount_decimals, strict=True)):
             closes = [max(round(v, d), tick) for v in block.close[:, i].tolist()]
             opens = [block.prev_close[i], *closes[:-1]]
-            highs = [
-                max(round(v, d), o, c) for v, o, c in zip(block.high[:, i].tolist(), opens, closes, strict=True)
-            ]
+            highs = [max(round(v, d), o, c) for v, o, c in zip(block.high[:, i].tolist(), opens, closes, strict=True)]
             lows = [
                 max(min(round(v, d), o, c), tick)
                 for v, o, c in zip(block.low[:, i].tolist(), opens, closes, strict=True)

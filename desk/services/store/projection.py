@@ -1,0 +1,313 @@
+"""The SQL projection: journal records folded into queryable tables (SQLAlchemy Core).
+
+`project()` is on the hot path (every published batch, thousands per second in
+a backtest), so a batch becomes one transaction with one executemany per
+(table, statement) wherever order allows: the plan below merges an operation
+into an earlier run of the same statement unless a later run touched the same
+row. Every statement touches only the row named by its key, and rows of
+different tables never depend on each other, so the result is the same for
+any batching — which is what makes `rebuild` reproduce an incremental
+projection exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, Executable, Table, create_engine, event, func, inspect, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from desk.core.errors import DeskError
+from desk.services.store import schema
+from desk.services.store.handlers import HANDLERS, Statements
+
+__all__ = ["ENVELOPE_FIELDS", "CommandRow", "Projection", "ProjectionError", "open_engine"]
+
+_log = structlog.get_logger(__name__)
+
+# Columns of the events table; everything else in a record goes into its JSON payload.
+ENVELOPE_FIELDS = frozenset(
+    {"seq", "id", "type", "ts_event", "ts_init", "worker", "symbol", "correlation_id", "causation_id"}
+)
+_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+COMMAND_STATUSES = ("pending", "applied", "rejected")
+
+
+class ProjectionError(DeskError):
+    """The projection database could not be read or written (the journal is unaffected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    """One operator command from the inbox."""
+
+    command_id: int
+    created_wall_ms: int
+    command: str
+    payload: dict[str, Any]
+    status: str
+    detail: str
+    acked_seq: int | None
+
+
+def open_engine(database_url: str) -> Engine:
+    """Create an engine; for SQLite make the parent directory and turn on WAL for every connection."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if url.get_backend_name() == "sqlite":
+        # WAL lets the dashboard read while the daemon writes; NORMAL skips an fsync per commit,
+        # which is safe because the journal, not the database, is the authority.
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+class _TablePlan:
+    """The operations of one table, grouped into executemany runs without reordering any row's history."""
+
+    __slots__ = ("_last_run_of_key", "_last_run_of_statement", "runs")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Executable, list[dict[str, Any]]]] = []
+        self._last_run_of_statement: dict[int, int] = {}
+        self._last_run_of_key: dict[Any, int] = {}
+
+    def add(self, statement: Executable, key: Any, params: dict[str, Any]) -> None:
+        run = self._last_run_of_statement.get(id(statement))
+        # Joining an earlier run is safe only if no later run has touched this row.
+        if run is not None and self._last_run_of_key.get(key, -1) <= run:
+            self.runs[run][1].append(params)
+        else:
+            run = len(self.runs)
+            self.runs.append((statement, [params]))
+            self._last_run_of_statement[id(statement)] = run
+        self._last_run_of_key[key] = run
+
+
+class Plan:
+    """All operations of one batch, by table; handlers add to it, `project` executes it."""
+
+    __slots__ = ("_tables",)
+
+    def __init__(self) -> None:
+        self._tables: dict[str, _TablePlan] = {}
+
+    def add(self, table: Table, statement: Executable, key: Any, params: dict[str, Any]) -> None:
+        """Queue `statement` with `params`, touching the row of `table` identified by `key`."""
+        plan = self._tables.get(table.name)
+        if plan is None:
+            plan = self._tables[table.name] = _TablePlan()
+        plan.add(statement, key, params)
+
+    def executions(self) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
+        """Yield (statement, rows) pairs in an order that respects each row's history."""
+        for plan in self._tables.values():
+            yield from plan.runs
+
+
+class Projection:
+    """The SQL projection of the journal on `database_url` (SQLite or PostgreSQL).
+
+    Creates missing tables on construction. `project` ignores records at or
+    below `last_seq()`, so replaying a batch after a failure is harmless.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = open_engine(database_url)
+        backend = self.engine.dialect.name
+        if backend == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        elif backend == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            raise ProjectionError(f"database {backend!r} is not supported (sqlite or postgresql)")
+        self._statements = Statements(dialect_insert)
+        try:
+            fresh = not inspect(self.engine).has_table(schema.events.name)
+            schema.metadata.create_all(self.engine)
+            with self.engine.begin() as connection:
+                self._ensure_status_rows(connection, fresh)
+            self._last_seq = self._read_last_seq()
+        except SQLAlchemyError as exc:
+            raise ProjectionError(f"cannot open projection database: {exc}") from exc
+
+    # --- projecting --------------------------------------------------------------------
+
+    def project(self, records: Sequence[dict[str, Any]]) -> None:
+        """Fold a batch of journal records (in seq order) into the tables, in one transaction."""
+        fresh = [record for record in records if record["seq"] > self._last_seq]
+        if not fresh:
+            return
+        plan = Plan()
+        statements = self._statements
+        status: dict[str, str | None] = {}
+        events_insert = statements.events_insert
+        events_table = schema.events
+        encode = _PAYLOAD_ENCODER.encode
+        for record in fresh:
+            seq = record["seq"]
+            event_type = record["type"]
+            try:
+                plan.add(
+                    events_table,
+                    events_insert,
+                    seq,
+                    {
+                        "seq": seq,
+                        "id": record["id"],
+                        "type": event_type,
+                        "ts_event": record["ts_event"],
+                        "ts_init": record["ts_init"],
+                        "worker": record["worker"],
+                        "symbol": record["symbol"],
+                        "correlation_id": record["correlation_id"],
+                        "causation_id": record["causation_id"],
+                        "payload": encode({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}),
+                    },
+                )
+                handler = HANDLERS.get(event_type)
+                if handler is not None:
+                    handler(statements, plan, record, status)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ProjectionError(f"seq {seq} ({event_type}): malformed record: {exc!r}") from exc
+        last = fresh[-1]
+        status["last_seq"] = str(last["seq"])
+        status["last_ts_event"] = str(last["ts_event"])
+        status["last_event_type"] = str(last["type"])
+        for key, value in status.items():
+            plan.add(schema.runtime_status, statements.status_update, key, {"k_key": key, "p_value": value})
+        try:
+            with self.engine.begin() as connection:
+                for statement, rows in plan.executions():
+                    connection.execute(statement, rows)
+        except SQLAlchemyError as exc:
+            raise ProjectionError(f"cannot project seqs {fresh[0]['seq']}..{last['seq']}: {exc}") from exc
+        self._last_seq = last["seq"]
+
+    def last_seq(self) -> int:
+        """Return the highest seq projected (0 when empty)."""
+        return self._last_seq
+
+    def needs_rebuild(self) -> bool:
+        """Return True when the tables were made by another schema version and must be rebuilt."""
+        return self.status().get("schema_version") != schema.SCHEMA_VERSION
+
+    def status(self) -> dict[str, str | None]:
+        """Return the runtime_status rows as a dict."""
+        return dict(self._read(lambda c: c.execute(select(schema.runtime_status)).all()))
+
+    def drop_and_create(self) -> None:
+        """Drop and recreate every projection table; the commands inbox is kept."""
+        tables = list(schema.PROJECTION_TABLES)
+        try:
+            schema.metadata.drop_all(self.engine, tables=tables)
+            schema.metadata.create_all(self.engine, tables=tables)
+            with self.engine.begin() as connection:
+                self._ensure_status_rows(connection, fresh=True)
+        except SQLAlchemyError as exc:
+            raise ProjectionError(f"cannot recreate projection tables: {exc}") from exc
+        self._last_seq = 0
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    # --- the commands inbox ------------------------------------------------------------
+
+    def submit_command(self, command: str, payload: dict[str, Any], wall_ms: int) -> int:
+        """Queue an operator command as pending and return its command_id."""
+        if not command:
+            raise ValueError("command must be a non-empty name")
+        try:
+            payload_text = _PAYLOAD_ENCODER.encode(payload)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"command {command!r}: payload is not finite JSON: {exc}") from exc
+        row = {
+            "created_wall_ms": wall_ms,
+            "command": command,
+            "payload": payload_text,
+            "status": "pending",
+            "detail": "",
+            "acked_seq": None,
+        }
+        result = self._write(lambda c: c.execute(insert(schema.commands).values(row)))
+        return int(result.inserted_primary_key[0])
+
+    def pending_commands(self) -> list[CommandRow]:
+        """Return the pending commands, oldest first."""
+        query = select(schema.commands).where(schema.commands.c.status == "pending")
+        rows = self._read(lambda c: c.execute(query.order_by(schema.commands.c.command_id)).all())
+        return [
+            CommandRow(
+                command_id=row.command_id,
+                created_wall_ms=row.created_wall_ms,
+                command=row.command,
+                payload=json.loads(row.payload),
+                status=row.status,
+                detail=row.detail,
+                acked_seq=row.acked_seq,
+            )
+            for row in rows
+        ]
+
+    def mark_command(self, command_id: int, status: str, detail: str, acked_seq: int | None) -> None:
+        """Record a command's outcome (`applied` or `rejected`) and the seq of its CommandApplied event."""
+        if status not in COMMAND_STATUSES[1:]:
+            raise ValueError(f"command status must be applied or rejected, not {status!r}")
+        statement = (
+            update(schema.commands)
+            .where(schema.commands.c.command_id == command_id)
+            .values(status=status, detail=detail, acked_seq=acked_seq)
+        )
+        result = self._write(lambda c: c.execute(statement))
+        if result.rowcount == 0:
+            raise ProjectionError(f"no command #{command_id} in the inbox")
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _read(self, query: Callable[[Any], Any]) -> Any:
+        try:
+            with self.engine.connect() as connection:
+                return query(connection)
+        except SQLAlchemyError as exc:
+            raise ProjectionError(f"cannot read projection database: {exc}") from exc
+
+    def _write(self, statement: Callable[[Any], Any]) -> Any:
+        try:
+            with self.engine.begin() as connection:
+                return statement(connection)
+        except SQLAlchemyError as exc:
+            raise ProjectionError(f"cannot write projection database: {exc}") from exc
+
+    def _read_last_seq(self) -> int:
+        value = self._read(lambda c: c.execute(select(func.max(schema.events.c.seq))).scalar())
+        return int(value or 0)
+
+    @staticmethod
+    def _ensure_status_rows(connection: Any, fresh: bool) -> None:
+        # Rows exist up front so each batch is a plain executemany UPDATE, portable across databases.
+        table = schema.runtime_status
+        present = set(connection.execute(select(table.c.key)).scalars())
+        missing = [key for key in schema.RUNTIME_STATUS_KEYS if key not in present]
+        if missing:
+            rows = [{"key": key, "value": None} for key in missing]
+            connection.execute(insert(table), rows)
+        if fresh:
+            connection.execute(
+                update(table).where(table.c.key == "schema_version").values(value=schema.SCHEMA_VERSION)
+            )

@@ -1,0 +1,139 @@
+"""Execution against the real paper broker: entries, protective exits (gap-aware, stop first), trailing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from desk.config import FeesConfig
+from desk.core.clock import SimulatedClock
+from desk.core.events import AccountOpened, CandleClosed, Event, PositionClosed, StopMoved
+from desk.core.types import Candle, Market
+from desk.engines.bus import EventBus
+from desk.engines.execution import EntryPlan, ExecutionEngine
+from desk.services.broker.paper import PaperBroker
+
+MARKET = Market("BTC/USD", "BTC", "USD", amount_decimals=8, price_decimals=2, min_amount=0.0001, min_cost=0.5)
+NO_SLIPPAGE = FeesConfig(slippage_bps=0.0, impact_bps_per_volume_pct=0.0)
+
+
+class Desk:
+    """A bus, a paper broker and the execution engine, wired as the runtime wires them."""
+
+    def __init__(self, cash: float = 10_000.0) -> None:
+        self.broker = PaperBroker({MARKET.symbol: MARKET}, NO_SLIPPAGE)
+        self.bus = EventBus(SimulatedClock(0))
+        self.execution = ExecutionEngine(self.broker, self.bus)
+        self.events: list[Event] = []
+        self.bus.subscribe(self.broker)
+        self.bus.subscribe(self.execution)
+        self.bus.subscribe(self)
+        self.bus.publish([AccountOpened(currency="USD", cash=cash)])
+        self.minute = 0
+
+    def apply(self, event: Event) -> None:
+        self.events.append(event)
+
+    def candle(self, open_: float, high: float, low: float, close: float, volume: float = 1_000.0) -> None:
+        candle = Candle(MARKET.symbol, self.minute * 60_000, open_, high, low, close, volume)
+        self.minute += 1
+        fields = {k: getattr(candle, k) for k in ("ts", "open", "high", "low", "close", "volume")}
+        self.bus.publish([CandleClosed(ts_event=candle.ts + 60_000, symbol=candle.symbol, **fields)])
+        self.execution.on_candle(candle)
+
+    def enter(self, qty: float = 10.0, stop: float = 95.0, take: float | None = 110.0, trail: float | None = None) -> None:
+        plan = EntryPlan("i1", "w1", MARKET.symbol, qty, stop, take, qty * (100.0 - stop), trail)
+        self.execution.enter(plan, self.minute * 60_000)
+
+    def closed(self) -> PositionClosed:
+        (closed,) = [e for e in self.events if isinstance(e, PositionClosed)]
+        return closed
+
+
+@pytest.fixture
+def desk() -> Desk:
+    desk = Desk()
+    desk.candle(100, 100, 100, 100)
+    return desk
+
+
+def test_enter_when_market_order_fills_then_position_opens_with_stop_and_take_profit_orders(desk: Desk) -> None:
+    desk.enter()
+    position = desk.execution.positions["w1"]
+    assert position.entry_price == 100.0 and position.qty == 10.0
+    assert math.isclose(position.entry_fee, 1_000 * 0.0026)
+    kinds = sorted((o.purpose.value, o.stop_price, o.limit_price) for o in desk.broker.open_orders)
+    assert kinds == [("stop_loss", 95.0, None), ("take_profit", None, 110.0)]
+    assert math.isclose(desk.broker.cash, 10_000 - 1_000 - 2.6)
+
+
+def test_exit_when_candle_gaps_below_the_stop_then_fills_at_the_open(desk: Desk) -> None:
+    desk.enter()
+    desk.candle(90, 91, 89, 90.5)
+    closed = desk.closed()
+    assert closed.exit_reason == "stop_loss" and closed.exit_price == 90.0
+    assert math.isclose(closed.realized_pnl, -100.0)
+    assert math.isclose(closed.fees, 2.6 + 900 * 0.0026)
+    assert desk.broker.open_orders == ()
+
+
+def test_exit_when_stop_and_take_profit_touch_in_one_candle_then_the_stop_wins(desk: Desk) -> None:
+    desk.enter()
+    desk.candle(100, 112, 94, 105)
+    closed = desk.closed()
+    assert closed.exit_reason == "stop_loss" and closed.exit_price == 95.0
+    assert desk.broker.holding(MARKET.symbol) == 0.0
+
+
+def test_exit_when_price_reaches_take_profit_then_fills_at_the_limit_with_maker_fee(desk: Desk) -> None:
+    desk.enter()
+    desk.candle(100, 111, 99, 108)
+    closed = desk.closed()
+    assert closed.exit_reason == "take_profit" and closed.exit_price == 110.0
+    assert math.isclose(closed.realized_pnl, 100.0)
+    assert math.isclose(closed.fees, 2.6 + 1_100 * 0.0016)
+    assert math.isclose(closed.net_pnl, 100.0 - 2.6 - 1.76)
+
+
+def test_exit_when_take_profit_meets_thin_volume_then_the_position_closes_in_parts(desk: Desk) -> None:
+    desk.enter()
+    desk.candle(100, 111, 99, 108, volume=20.0)  # 25 % of 20 = 5 of 10 units fill
+    assert desk.execution.positions["w1"].qty == 5.0
+    desk.candle(108, 112, 107, 111, volume=1_000.0)
+    closed = desk.closed()
+    assert closed.qty == 10.0 and closed.exit_price == 110.0
+
+
+def test_trail_when_price_rises_then_stop_follows_and_later_exits_at_the_trailed_stop(desk: Desk) -> None:
+    desk.enter(take=None, trail=0.05)
+    desk.candle(100, 120, 100, 118)
+    moved = [e for e in desk.events if isinstance(e, StopMoved)]
+    assert [m.stop_price for m in moved] == [114.0]
+    desk.candle(117, 117, 113, 113.5)
+    closed = desk.closed()
+    assert closed.exit_reason == "stop_loss" and closed.exit_price == 114.0
+
+
+def test_exit_when_strategy_signals_then_protection_is_cancelled_and_market_sell_fills(desk: Desk) -> None:
+    desk.enter()
+    desk.candle(100, 104, 99, 103)
+    desk.execution.exit("w1", "signal: momentum faded", desk.minute * 60_000)
+    closed = desk.closed()
+    assert closed.exit_reason == "signal: momentum faded" and closed.exit_price == 103.0
+    assert desk.broker.open_orders == ()
+
+
+def test_replay_when_journal_is_applied_to_fresh_engines_then_positions_match(desk: Desk) -> None:
+    desk.enter(trail=0.05)
+    desk.candle(100, 120, 100, 118)
+    fresh = Desk.__new__(Desk)
+    fresh.broker = PaperBroker({MARKET.symbol: MARKET}, NO_SLIPPAGE)
+    fresh.bus = EventBus(SimulatedClock(0))
+    fresh.execution = ExecutionEngine(fresh.broker, fresh.bus)
+    fresh.bus.subscribe(fresh.broker)
+    fresh.bus.subscribe(fresh.execution)
+    fresh.bus.replay(desk.events)
+    assert fresh.execution.positions == desk.execution.positions
+    assert fresh.broker.open_orders == desk.broker.open_orders
+    assert fresh.broker.cash == desk.broker.cash

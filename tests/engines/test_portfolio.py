@@ -1,0 +1,47 @@
+"""Sizing turns risk into quantity, never past cash or lot precision, and best score first."""
+
+from __future__ import annotations
+
+from desk.config import PortfolioConfig
+from desk.core.types import Market
+from desk.engines.portfolio import Portfolio, SizingRequest
+
+BTC = Market("BTC/USD", "BTC", "USD", amount_decimals=4, price_decimals=1, min_amount=0.0001, min_cost=0.5)
+MARKETS = {"BTC/USD": BTC}
+
+
+def request(worker: str = "w1", score: float = 1.0, risk_usd: float = 50.0, stop: float = 49_000.0) -> SizingRequest:
+    return SizingRequest(worker, "BTC/USD", score, 50_000.0, stop, risk_usd, 1.0)
+
+
+def size(portfolio: Portfolio, requests: list[SizingRequest], cash: float = 100_000.0, equity: float = 100_000.0):
+    return portfolio.size(requests, equity=equity, cash=cash, markets=MARKETS, taker_fee=0.0026)
+
+
+def test_size_when_fixed_risk_then_qty_is_risk_over_stop_distance_floored_to_lot() -> None:
+    (sized,) = size(Portfolio(PortfolioConfig()), [request(risk_usd=50.0, stop=49_300.0)])
+    assert sized.qty == 0.0714  # 50 / 700 = 0.071428… floored to 4 decimals, never rounded up
+
+
+def test_size_when_cash_is_short_then_qty_fits_cash_including_fee() -> None:
+    (sized,) = size(Portfolio(PortfolioConfig(max_allocation_per_worker=1.0)), [request(risk_usd=5_000)], cash=1_000)
+    assert 0 < sized.qty * 50_000 * 1.0026 <= 1_000
+
+
+def test_size_when_two_compete_for_cash_then_higher_score_goes_first() -> None:
+    config = PortfolioConfig(max_allocation_per_worker=1.0)
+    low, high = request("low", score=0.2, risk_usd=10_000), request("high", score=0.9, risk_usd=10_000)
+    results = {r.request.worker: r for r in size(Portfolio(config), [low, high], cash=30_000, equity=30_000)}
+    assert results["high"].qty > 0.5
+    assert results["low"].qty * 50_000 < 200  # only the change the first entry left behind
+
+
+def test_size_when_below_market_minimum_then_denied_with_reason() -> None:
+    (sized,) = size(Portfolio(PortfolioConfig()), [request(risk_usd=0.001)])
+    assert sized.qty == 0.0 and sized.denial_rule == "min_size" and "minimum" in sized.denial_reason
+
+
+def test_size_when_allocation_cap_binds_then_notional_stays_under_it() -> None:
+    config = PortfolioConfig(max_allocation_per_worker=0.1)
+    (sized,) = size(Portfolio(config), [request(risk_usd=10_000)], equity=100_000)
+    assert sized.qty * 50_000 <= 10_000
