@@ -105,7 +105,9 @@ class FeesConfig(_Section):
     maker: float = Field(0.0016, ge=0, lt=0.05)
     slippage_bps: float = Field(2.0, ge=0, le=500)
     impact_bps_per_volume_pct: float = Field(10.0, ge=0, le=10_000, description="extra bps per 1% of candle volume")
-    max_volume_fraction: float = Field(0.25, gt=0, le=1, description="a limit order fills at most this share of a candle")
+    max_volume_fraction: float = Field(
+        0.25, gt=0, le=1, description="a limit order fills at most this share of a candle"
+    )
 
 
 class PortfolioConfig(_Section):
@@ -171,9 +173,8 @@ class DeskConfig(_Section):
             raise ValueError(f"worker names must be unique; repeated: {dupes}")
         for index, worker in enumerate(self.workers):
             if worker.symbol not in self.feed.symbols:
-                raise ValueError(
-                    f"workers[{index}] ({worker.name}): symbol {worker.symbol!r} is not in feed.symbols {self.feed.symbols}"
-                )
+                known = self.feed.symbols
+                raise ValueError(f"workers[{index}] ({worker.name}): symbol {worker.symbol!r} is not in {known}")
         return self
 
     def worker(self, name: str) -> WorkerConfig:

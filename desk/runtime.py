@@ -191,7 +191,9 @@ class TradingRuntime:
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
             except (NotImplementedError, RuntimeError):
                 pass  # not the main thread (tests): stop via request_stop
-        self._pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(self.core.workers))), thread_name_prefix="worker")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, min(16, len(self.core.workers))), thread_name_prefix="worker"
+        )
         events_before = self.bus.last_seq
         started = time.monotonic()
         try:

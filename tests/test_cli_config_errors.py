@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import main
-from tests.conftest import default_config_data, deep_update
+from tests.conftest import deep_update, default_config_data
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -35,8 +35,16 @@ def unknown_strategy() -> str:
 
 BAD_CONFIGS = {
     "unknown key": (unknown_top_level_key, "risk.max_leverage", "unknown key"),
-    "wrong type": (lambda: with_override({"risk": {"max_concurrent_positions": "many"}}), "risk.max_concurrent_positions", "integer"),
-    "negative risk": (lambda: with_override({"risk": {"risk_per_trade_usd": -5}}), "risk.risk_per_trade_usd", "greater than 0"),
+    "wrong type": (
+        lambda: with_override({"risk": {"max_concurrent_positions": "many"}}),
+        "risk.max_concurrent_positions",
+        "integer",
+    ),
+    "negative risk": (
+        lambda: with_override({"risk": {"risk_per_trade_usd": -5}}),
+        "risk.risk_per_trade_usd",
+        "greater than 0",
+    ),
     "unknown strategy": (unknown_strategy, "workers[1].strategy", "available: "),
     "empty file": (lambda: "", "", "empty"),
     "invalid yaml": (lambda: "settings:\n  mode: [paper\n", "", "invalid YAML: line"),

@@ -66,9 +66,11 @@ class Worker:
         self.busy = True
         try:
             self.window.append(candle)
+            # Strategies keep incremental indicators, so they must see every candle,
+            # even those before warm-up; only the signal is dropped until then.
+            signal = self.strategy.on_candle(candle, self.window)
             if len(self.window) < self.strategy.warmup:
                 return Evaluation(None)
-            signal = self.strategy.on_candle(candle, self.window)
             features = self.strategy.features(self.window) if signal is not None else None
             return Evaluation(signal, features)
         finally:

@@ -159,7 +159,7 @@ class _Failure:
 
     reason: str  # send_failed | close_timeout | internal_error
     status: int | None  # the last HTTP status, when there was a response
-    error: str | None  # the last exception's type name; never its message, which may quote the URL
+    error: str | None  # the network exception's type name; never its message, which may quote the URL
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -256,7 +256,8 @@ class HttpTelemetry:
         self._buffer: list[dict[str, Any]] = []
         self._queue: deque[list[dict[str, Any]]] = deque()
         self._queue_size = queue_size
-        self._in_flight = 0
+        self._in_flight = 0  # records the sender holds; counted here until sent or dropped
+        self._busy = False  # the sender is between taking a batch and having counted and logged it
         self._closed = False
         self._deadline: float | None = None  # set by close(): past it the sender gives up and drops
         self._last_overflow_log = -math.inf
@@ -349,7 +350,7 @@ class HttpTelemetry:
         the buffer (fewer than `batch_size`, not flushed) do not count.
         """
         with self._idle:
-            return self._idle.wait_for(lambda: not self._queue and self._in_flight == 0, timeout)
+            return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     def close(self) -> None:
         """Flush, let the sender drain for at most a bounded time, then drop and count the rest.
@@ -434,6 +435,7 @@ class HttpTelemetry:
                     return  # closed and drained
                 batch = self._queue.popleft()
                 self._in_flight = len(batch)
+                self._busy = True
             try:
                 failure = self._deliver(batch)
             except Exception as exc:  # a bug in delivery must not kill the thread and silently stop telemetry
@@ -448,7 +450,6 @@ class HttpTelemetry:
                     self._dropped_batches += 1
                     self._dropped_records += len(batch)
                 self._in_flight = 0
-                self._idle.notify_all()
             if failure is not None:
                 self._log_drop(
                     "telemetry_batch_dropped",
@@ -457,6 +458,10 @@ class HttpTelemetry:
                     count=len(batch),
                     error=failure.error,
                 )
+            with self._lock:
+                # Idle only once the outcome is logged too, so wait_idle() callers see the log line.
+                self._busy = False
+                self._idle.notify_all()
 
     def _past_deadline(self, _state: RetryCallState | None = None) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -479,8 +484,9 @@ class HttpTelemetry:
         try:
             retrying(self._attempt, body)
         except Exception as exc:
-            status = exc.status if isinstance(exc, _StatusError) else None
-            return _Failure(reason="send_failed", status=status, error=type(exc).__name__)
+            if isinstance(exc, _StatusError):
+                return _Failure(reason="send_failed", status=exc.status, error=None)
+            return _Failure(reason="send_failed", status=None, error=type(exc).__name__)
         return None
 
     def _attempt(self, body: bytes) -> None:
@@ -508,7 +514,7 @@ class HttpTelemetry:
             endpoint=self._safe_url,
             attempt=state.attempt_number,
             status=exc.status if isinstance(exc, _StatusError) else None,
-            error=type(exc).__name__ if exc is not None else None,
+            error=type(exc).__name__ if exc is not None and not isinstance(exc, _StatusError) else None,
         )
 
     def _log_drop(self, event: str, **fields: Any) -> None:

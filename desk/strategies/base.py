@@ -40,7 +40,7 @@ class CandleWindow:
     contiguous views, never copies, whatever the length.
     """
 
-    __slots__ = ("capacity", "_arrays", "_next", "_count", "last_ts")
+    __slots__ = ("_arrays", "_count", "_next", "capacity", "last_ts")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:

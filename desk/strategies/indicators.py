@@ -90,7 +90,7 @@ class SMA:
     work every `period` calls, O(1) amortised, and the drift stays bounded.
     """
 
-    __slots__ = ("period", "_values", "_sum", "_since_resync", "_value")
+    __slots__ = ("_since_resync", "_sum", "_value", "_values", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)
@@ -136,7 +136,7 @@ def sma(values: ArrayLike | Sequence[float], period: int) -> FloatArray:
 class EMA:
     """Exponential moving average, alpha = 2/(period+1), seeded with the SMA of the first `period` values."""
 
-    __slots__ = ("period", "alpha", "_count", "_seed_sum", "_value")
+    __slots__ = ("_count", "_seed_sum", "_value", "alpha", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)
@@ -192,7 +192,7 @@ def _rsi_from_averages(avg_gain: float, avg_loss: float) -> float:
 class RSI:
     """Wilder's relative strength index over `period` close-to-close changes (see module conventions)."""
 
-    __slots__ = ("period", "_prev", "_changes", "_gain_sum", "_loss_sum", "_avg_gain", "_avg_loss", "_value")
+    __slots__ = ("_avg_gain", "_avg_loss", "_changes", "_gain_sum", "_loss_sum", "_prev", "_value", "period")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_period("period", period)
@@ -260,7 +260,7 @@ def rsi(closes: ArrayLike | Sequence[float], period: int = 14) -> FloatArray:
 class ATR:
     """Wilder's average true range over `period` candles (first TR = high - low)."""
 
-    __slots__ = ("period", "_prev_close", "_count", "_tr_sum", "_value")
+    __slots__ = ("_count", "_prev_close", "_tr_sum", "_value", "period")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_period("period", period)
@@ -271,10 +271,7 @@ class ATR:
 
     def update(self, high: float, low: float, close: float) -> float | None:
         prev_close, self._prev_close = self._prev_close, close
-        if prev_close is None:
-            tr = high - low
-        else:
-            tr = max(high - low, abs(high - prev_close), abs(low - prev_close))
+        tr = high - low if prev_close is None else max(high - low, abs(high - prev_close), abs(low - prev_close))
         n = self.period
         if self._value is not None:
             self._value = (self._value * (n - 1) + tr) / n
@@ -330,7 +327,7 @@ def atr(
 class MACD:
     """MACD line, signal line and histogram; `line` is available from index slow-1, `value` from slow+signal-2."""
 
-    __slots__ = ("fast", "slow", "signal", "_fast", "_slow", "_signal", "_line", "_value")
+    __slots__ = ("_fast", "_line", "_signal", "_slow", "_value", "fast", "signal", "slow")
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9) -> None:
         _check_period("signal", signal)
@@ -395,7 +392,7 @@ class Bollinger:
     the variance is still clamped at 0 against rounding.
     """
 
-    __slots__ = ("period", "num_std", "_values", "_shift", "_s1", "_s2", "_since_resync", "_value", "_std")
+    __slots__ = ("_s1", "_s2", "_shift", "_since_resync", "_std", "_value", "_values", "num_std", "period")
 
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         self.period = _check_period("period", period)
@@ -480,7 +477,7 @@ class Donchian:
     most once, so updates are amortised O(1) whatever the period.
     """
 
-    __slots__ = ("period", "_index", "_highs", "_lows", "_value")
+    __slots__ = ("_highs", "_index", "_lows", "_value", "period")
 
     def __init__(self, period: int = 20) -> None:
         self.period = _check_period("period", period)
@@ -536,7 +533,7 @@ def donchian(
 class ROC:
     """Rate of change: close / close `period` observations ago - 1; ready after period + 1 closes."""
 
-    __slots__ = ("period", "_values", "_value")
+    __slots__ = ("_value", "_values", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)

@@ -120,7 +120,9 @@ def test_ledgers_when_summed_over_workers_then_equal_the_account_change(three_da
 @pytest.mark.slow
 def test_fills_when_compared_between_journal_and_sqlite_then_identical(three_day_run) -> None:
     _, root, records = three_day_run
-    journal_fills = {(r["fill_id"], r["seq"], r["qty"], r["price"], r["fee"]) for r in records if r["type"] == "OrderFilled"}
+    journal_fills = {
+        (r["fill_id"], r["seq"], r["qty"], r["price"], r["fee"]) for r in records if r["type"] == "OrderFilled"
+    }
     engine = create_engine(f"sqlite:///{root / 'desk.db'}")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT fill_id, seq, qty, price, fee FROM fills")).fetchall()

@@ -42,7 +42,9 @@ class Desk:
         self.bus.publish([CandleClosed(ts_event=candle.ts + 60_000, symbol=candle.symbol, **fields)])
         self.execution.on_candle(candle)
 
-    def enter(self, qty: float = 10.0, stop: float = 95.0, take: float | None = 110.0, trail: float | None = None) -> None:
+    def enter(
+        self, qty: float = 10.0, stop: float = 95.0, take: float | None = 110.0, trail: float | None = None
+    ) -> None:
         plan = EntryPlan("i1", "w1", MARKET.symbol, qty, stop, take, qty * (100.0 - stop), trail)
         self.execution.enter(plan, self.minute * 60_000)
 

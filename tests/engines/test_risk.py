@@ -11,8 +11,17 @@ CONFIG = RiskConfig(trapdoor_pct=0.10, daily_loss_limit_pct=0.05, max_drawdown_p
 
 
 def sample(risk: RiskEngine, equity: float, ts: int) -> list[Event]:
-    risk.apply(EquitySampled(ts_event=ts, equity=equity, cash=equity, positions_value=0, high_water_mark=0,
-                             drawdown_pct=0, open_positions=0))
+    risk.apply(
+        EquitySampled(
+            ts_event=ts,
+            equity=equity,
+            cash=equity,
+            positions_value=0,
+            high_water_mark=0,
+            drawdown_pct=0,
+            open_positions=0,
+        )
+    )
     events = risk.evaluate(ts)
     for event in events:
         risk.apply(event)
@@ -53,8 +62,15 @@ def test_replay_when_halt_was_journaled_then_a_fresh_engine_is_halted() -> None:
     risk = RiskEngine(CONFIG)
     history: list[Event] = []
     for equity, ts in ((10_000, 0), (7_900, 60_000)):
-        event = EquitySampled(ts_event=ts, equity=equity, cash=equity, positions_value=0, high_water_mark=0,
-                              drawdown_pct=0, open_positions=0)
+        event = EquitySampled(
+            ts_event=ts,
+            equity=equity,
+            cash=equity,
+            positions_value=0,
+            high_water_mark=0,
+            drawdown_pct=0,
+            open_positions=0,
+        )
         risk.apply(event)
         history.append(event)
         for change in risk.evaluate(ts):

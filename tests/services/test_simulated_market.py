@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,15 +132,12 @@ def test_seek_when_between_minutes_then_next_minute_open_follows() -> None:
     assert market.next_candles() == straight[11]
 
 
-def test_seek_when_thirty_days_then_fast_and_identical_to_regeneration() -> None:
+def test_seek_when_thirty_days_then_identical_to_regeneration_in_hops() -> None:
+    # Speed is measured in bench/, not here.
     market = SimulatedMarket(MAJORS, seed=SEED, start_ms=START_MS)
-    begun = time.perf_counter()
     market.seek(START_MS + (30 * MINUTES_PER_DAY - 1) * MINUTE_MS)
-    elapsed = time.perf_counter() - begun
     candles = market.next_candles()
     assert candles[0].ts == START_MS + 30 * DAY_MS
-    # Generous bound to stay robust on a loaded CI machine; it measures ~0.05 s.
-    assert elapsed < 2.0
     other = SimulatedMarket(MAJORS, seed=SEED, start_ms=START_MS)
     other.seek(START_MS + 20 * DAY_MS)  # seek in two hops: must land on the same candles
     other.seek(START_MS + (30 * MINUTES_PER_DAY - 1) * MINUTE_MS)

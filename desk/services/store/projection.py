@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, Executable, Table, create_engine, event, func, inspect, insert, select, update
+from sqlalchemy import Engine, Executable, Table, create_engine, event, func, insert, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -308,6 +308,4 @@ class Projection:
             rows = [{"key": key, "value": None} for key in missing]
             connection.execute(insert(table), rows)
         if fresh:
-            connection.execute(
-                update(table).where(table.c.key == "schema_version").values(value=schema.SCHEMA_VERSION)
-            )
+            connection.execute(update(table).where(table.c.key == "schema_version").values(value=schema.SCHEMA_VERSION))

@@ -1,0 +1,196 @@
+"""The event store: the journal first (the authority), then the SQL projection.
+
+`flush` journals a batch before projecting it. If projecting fails the error is
+logged and re-raised, but nothing is lost: the journal has the batch, the
+next flush (or the next `open`) projects whatever the database is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import make_url
+
+from desk.config import StoreConfig
+from desk.core.errors import JournalError
+from desk.core.events import Event, event_from_record
+from desk.services.store.journal import Journal
+from desk.services.store.projection import CommandRow, Projection
+
+__all__ = ["REBUILD_BATCH", "EventStore", "resolve_database_url"]
+
+_log = structlog.get_logger(__name__)
+
+# Records projected per transaction when catching up or rebuilding: large enough to amortise
+# the commit, small enough to keep memory flat on a journal of millions of lines.
+REBUILD_BATCH = 5_000
+
+
+def resolve_database_url(database_url: str, base_dir: Path) -> str:
+    """Return `database_url` with a relative SQLite path made absolute against `base_dir`."""
+    url = make_url(database_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return database_url
+    path = Path(database)
+    if path.is_absolute():
+        return database_url
+    return url.set(database=str(Path(base_dir) / path)).render_as_string(hide_password=False)
+
+
+class EventStore:
+    """Journal plus projection behind one buffered `append` / `flush` interface.
+
+    Call `open()` before anything else; it locks the journal for writing and
+    brings the projection up to date.
+    """
+
+    def __init__(self, config: StoreConfig, base_dir: Path) -> None:
+        journal_dir = Path(config.journal_dir)
+        self.journal_dir = journal_dir if journal_dir.is_absolute() else Path(base_dir) / journal_dir
+        self.database_url = resolve_database_url(config.database_url, Path(base_dir))
+        self.fsync = config.fsync
+        self._journal: Journal | None = None
+        self._projection: Projection | None = None
+        self._buffer: list[dict[str, Any]] = []
+        self._accepted_seq = 0
+        # Set when a projection write failed: the next flush catches up from the journal first.
+        self._projection_behind = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> int:
+        """Open the journal and the projection, project what the database lacks; return how many records."""
+        self._journal = Journal(self.journal_dir, fsync=self.fsync)
+        journal_seq = self._journal.open_for_writing()
+        self._accepted_seq = journal_seq
+        try:
+            self._projection = Projection(self.database_url)
+            if self._projection.needs_rebuild() or self._projection.last_seq() > journal_seq:
+                # Another schema, or a database made from a different journal: start it over.
+                _log.warning(
+                    "projection_rebuild_on_open",
+                    projection_seq=self._projection.last_seq(),
+                    journal_seq=journal_seq,
+                )
+                return self.rebuild()
+            return self._catch_up()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Flush what is buffered, then release the journal and the database."""
+        try:
+            if self._buffer and self._journal is not None:
+                self.flush()
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            if self._projection is not None:
+                self._projection.close()
+                self._projection = None
+
+    # --- writing -----------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """Return the highest seq accepted by `append` (buffered or journaled), 0 for a new store."""
+        return self._accepted_seq
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Buffer records for the next `flush`; their seqs must continue `last_seq`."""
+        for record in records:
+            seq = record.get("seq")
+            if type(seq) is not int or seq <= self._accepted_seq:
+                raise JournalError(f"seq {seq!r} ({record.get('type')}) is not after {self._accepted_seq}")
+            self._accepted_seq = seq
+        self._buffer.extend(records)
+
+    def flush(self) -> None:
+        """Journal the buffer, then project it; a projection failure is logged and re-raised."""
+        journal, projection = self._require_open()
+        if not self._buffer:
+            return
+        # A batch the journal refuses (a NaN, say) would be refused forever: drop it and say so.
+        batch, self._buffer = self._buffer, []
+        try:
+            journal.append(batch)
+        except JournalError:
+            self._accepted_seq = journal.last_seq
+            raise
+        try:
+            if self._projection_behind:
+                self._catch_up()
+                self._projection_behind = False
+            else:
+                projection.project(batch)
+        except Exception as exc:
+            self._projection_behind = True
+            _log.error("projection_failed", first_seq=batch[0]["seq"], last_seq=batch[-1]["seq"], error=repr(exc))
+            raise
+
+    # --- reading and rebuilding ---------------------------------------------------------
+
+    def read_events(self, after_seq: int = 0) -> Iterator[Event]:
+        """Yield the journaled events with seq > `after_seq` (buffered ones appear after `flush`)."""
+        journal = self._journal if self._journal is not None else Journal(self.journal_dir)
+        for record in journal.read(after_seq):
+            yield event_from_record(record)
+
+    def rebuild(self) -> int:
+        """Recreate the projection from the whole journal; return how many records were projected."""
+        _, projection = self._require_open()
+        if self._buffer:
+            self.flush()
+        projection.drop_and_create()
+        count = self._catch_up()
+        self._projection_behind = False
+        return count
+
+    @property
+    def projection(self) -> Projection:
+        """Return the open projection (for read queries)."""
+        return self._require_open()[1]
+
+    # --- the commands inbox ------------------------------------------------------------
+
+    def submit_command(self, command: str, payload: dict[str, Any], wall_ms: int) -> int:
+        """Queue an operator command; return its command_id."""
+        return self.projection.submit_command(command, payload, wall_ms)
+
+    def pending_commands(self) -> list[CommandRow]:
+        """Return the commands still pending, oldest first."""
+        return self.projection.pending_commands()
+
+    def mark_command(self, command_id: int, status: str, detail: str, acked_seq: int | None) -> None:
+        """Record a command as applied or rejected, with the seq of its CommandApplied event."""
+        self.projection.mark_command(command_id, status, detail, acked_seq)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _require_open(self) -> tuple[Journal, Projection]:
+        if self._journal is None or self._projection is None:
+            raise JournalError("the event store is not open: call open() first")
+        return self._journal, self._projection
+
+    def _catch_up(self) -> int:
+        journal, projection = self._require_open()
+        count = 0
+        batch: list[dict[str, Any]] = []
+        for record in journal.read(after_seq=projection.last_seq()):
+            batch.append(record)
+            if len(batch) >= REBUILD_BATCH:
+                projection.project(batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            projection.project(batch)
+            count += len(batch)
+        if count:
+            _log.info("projection_caught_up", records=count, last_seq=projection.last_seq())
+        return count
