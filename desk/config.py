@@ -104,7 +104,7 @@ class FeesConfig(_Section):
     taker: float = Field(0.0026, ge=0, lt=0.05)
     maker: float = Field(0.0016, ge=0, lt=0.05)
     slippage_bps: float = Field(2.0, ge=0, le=500)
-    impact_bps_per_volume_pct: float = Field(10.0, ge=0, le=10_000, description="extra bps per 1% of candle volume")
+    impact_bps_per_volume_pct: float = Field(1.0, ge=0, le=10_000, description="extra bps per 1% of candle volume")
     max_volume_fraction: float = Field(
         0.25, gt=0, le=1, description="a limit order fills at most this share of a candle"
     )

@@ -16,6 +16,9 @@ from desk.core.events import EquitySampled, Event, RiskStateChanged
 from desk.core.types import DAY_MS, TradingState
 
 RULE_OPERATOR_HALT = "operator_halt"
+# REDUCING clears only once losses are back under this share of their limits, so the
+# state does not flap every minute while equity hovers at a threshold.
+RECOVERY_MARGIN = 0.8
 RULE_OPERATOR_RESUME = "operator_resume"
 
 
@@ -85,11 +88,19 @@ class RiskEngine:
             rule = "daily_loss_limit"
             reason = f"down {daily_loss:.2%} today, limit {self.config.daily_loss_limit_pct:.2%}"
         else:
-            if self.state is TradingState.REDUCING:
-                return [self._change(TradingState.ACTIVE, "recovered", "risk limits clear again", ts_event)]
+            # Only the rule that tripped needs the margin; the other is already inside its limit.
+            measure, limit = (
+                (daily_loss, self.config.daily_loss_limit_pct)
+                if self.state_rule == "daily_loss_limit"
+                else (drawdown, self.config.trapdoor_pct)
+            )
+            recovered = measure <= RECOVERY_MARGIN * limit
+            if self.state is TradingState.REDUCING and recovered:
+                reason = f"drawdown {drawdown:.2%} and today's loss {daily_loss:.2%} are back inside the limits"
+                return [self._change(TradingState.ACTIVE, "recovered", reason, ts_event)]
             return []
-        if self.state is TradingState.REDUCING and self.state_rule == rule:
-            return []
+        if self.state is TradingState.REDUCING:
+            return []  # already reducing; the first rule that tripped stays the reason
         return [self._change(TradingState.REDUCING, rule, reason, ts_event)]
 
     def halt(self, reason: str, ts_event: int) -> list[Event]:

@@ -105,7 +105,7 @@ class InMemoryCollector:
 
     @property
     def dropped(self) -> int:
-        """How many records were pushed out by newer ones."""
+        """How many records were pushed out by newer ones (or were not mappings)."""
         return self._dropped
 
     def __len__(self) -> int:
@@ -113,11 +113,16 @@ class InMemoryCollector:
 
     def emit(self, record: dict[str, Any]) -> None:
         """Keep a shallow copy of `record`, evicting the oldest one when full."""
+        try:
+            copied = dict(record)  # a copy, so a caller reusing its dict cannot rewrite what was recorded
+        except Exception:  # not a mapping: a caller bug, but telemetry must not be what stops trading
+            with self._lock:
+                self._dropped += 1
+            return
         with self._lock:
             if len(self._records) == self._records.maxlen:
                 self._dropped += 1
-            # A copy, so a caller reusing its dict cannot rewrite what was recorded.
-            self._records.append(dict(record))
+            self._records.append(copied)
 
     def flush(self) -> None:
         """Nothing to deliver: records are already where readers look."""
@@ -233,7 +238,10 @@ class HttpTelemetry:
             raise ValueError("HttpTelemetry needs telemetry.endpoint; use build_telemetry to fall back to memory")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
-        url = httpx.URL(config.endpoint)
+        try:
+            url = httpx.URL(config.endpoint)
+        except httpx.InvalidURL:
+            raise ValueError("telemetry.endpoint is not a valid URL") from None  # the message may quote it
         if url.scheme not in ("http", "https") or not url.host:
             # Name the parts, not the URL: it may hold credentials.
             raise ValueError(f"telemetry.endpoint must be an http(s) URL with a host, got scheme {url.scheme!r}")

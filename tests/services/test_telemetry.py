@@ -24,6 +24,7 @@ import pytest
 import structlog
 
 from desk.config import TelemetryConfig
+from desk.core.events import IntentScored, event_to_record
 from desk.services.logging import configure_logging
 from desk.services.telemetry import (
     HttpTelemetry,
@@ -256,6 +257,18 @@ def test_emit_when_caller_mutates_record_afterwards_then_sends_original(collecto
     assert collector.accepted == [[{"seq": 1, "type": "OrderFilled"}]]
 
 
+def test_emit_when_record_is_an_event_record_then_collector_receives_it_as_json(collector, make_sink):
+    event = IntentScored(
+        seq=7, id="e7", worker="w1", symbol="BTC/USD", intent_id="i1", score=0.7, vetoed=False, features={"rsi": 41.5}
+    )
+    sink = make_sink(collector.url)
+
+    sink.emit(event_to_record(event))
+    sink.close()
+
+    assert collector.accepted == [[event_to_record(event)]]
+
+
 def test_emit_when_record_holds_non_finite_float_then_sends_null(collector, make_sink):
     sink = make_sink(collector.url)
 
@@ -399,6 +412,16 @@ def test_emit_when_closed_then_counts_drop_without_raising(collector, make_sink)
 
     assert sink.dropped_records == 1
     assert collector.requests == []
+
+
+def test_emit_when_record_not_a_mapping_then_counts_drop_without_raising(collector, make_sink):
+    http_sink = make_sink(collector.url)
+    memory_sink = InMemoryCollector()
+
+    for sink in (http_sink, memory_sink):
+        sink.emit(42)  # type: ignore[arg-type]  # a caller bug must not reach the trading loop as an exception
+
+    assert (http_sink.dropped_records, memory_sink.dropped, len(memory_sink)) == (1, 1, 0)
 
 
 # --- credentials -------------------------------------------------------------------------------

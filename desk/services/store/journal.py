@@ -82,7 +82,11 @@ class Journal:
         """Lock the journal, truncate a torn last line, learn `last_seq` and return it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
-        self._last_seq = self._scan_last_seq(repair=True)
+        try:
+            self._last_seq = self._scan_last_seq(repair=True)
+        except BaseException:
+            self.close()  # do not keep the lock on a journal we refused to open
+            raise
         files = self.files()
         self._newest_day = files[-1].stem if files else ""
         self._writable = True

@@ -19,7 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, Executable, Table, create_engine, event, func, insert, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -137,6 +149,7 @@ class Projection:
         else:
             raise ProjectionError(f"database {backend!r} is not supported (sqlite or postgresql)")
         self._statements = Statements(dialect_insert)
+        self._connection: Connection | None = None
         try:
             fresh = not inspect(self.engine).has_table(schema.events.name)
             schema.metadata.create_all(self.engine)
@@ -192,10 +205,12 @@ class Projection:
         for key, value in status.items():
             plan.add(schema.runtime_status, statements.status_update, key, {"k_key": key, "p_value": value})
         try:
-            with self.engine.begin() as connection:
+            connection = self._writer()
+            with connection.begin():
                 for statement, rows in plan.executions():
                     connection.execute(statement, rows)
         except SQLAlchemyError as exc:
+            self._release_writer()  # whatever state it is in, the next batch starts on a fresh connection
             raise ProjectionError(f"cannot project seqs {fresh[0]['seq']}..{last['seq']}: {exc}") from exc
         self._last_seq = last["seq"]
 
@@ -214,6 +229,7 @@ class Projection:
     def drop_and_create(self) -> None:
         """Drop and recreate every projection table; the commands inbox is kept."""
         tables = list(schema.PROJECTION_TABLES)
+        self._release_writer()
         try:
             schema.metadata.drop_all(self.engine, tables=tables)
             schema.metadata.create_all(self.engine, tables=tables)
@@ -225,6 +241,7 @@ class Projection:
 
     def close(self) -> None:
         """Release the database connections."""
+        self._release_writer()
         self.engine.dispose()
 
     # --- the commands inbox ------------------------------------------------------------
@@ -279,6 +296,18 @@ class Projection:
             raise ProjectionError(f"no command #{command_id} in the inbox")
 
     # --- internals ---------------------------------------------------------------------
+
+    def _writer(self) -> Connection:
+        # One long-lived connection for projecting: checking one out of the pool per batch costs
+        # as much as a small batch's inserts.
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            self._connection = self.engine.connect()
+        return self._connection
+
+    def _release_writer(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _read(self, query: Callable[[Any], Any]) -> Any:
         try:

@@ -44,8 +44,9 @@ def resolve_database_url(database_url: str, base_dir: Path) -> str:
 class EventStore:
     """Journal plus projection behind one buffered `append` / `flush` interface.
 
-    Call `open()` before anything else; it locks the journal for writing and
-    brings the projection up to date.
+    `open()` locks the journal for writing (one writer per journal) and brings
+    the projection up to date; `append`/`flush`/`read_events` need it. The
+    command-inbox helpers need only the database and work on an unopened store.
     """
 
     def __init__(self, config: StoreConfig, base_dir: Path) -> None:
@@ -59,28 +60,36 @@ class EventStore:
         self._accepted_seq = 0
         # Set when a projection write failed: the next flush catches up from the journal first.
         self._projection_behind = False
+        self._is_open = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> int:
         """Open the journal and the projection, project what the database lacks; return how many records."""
-        self._journal = Journal(self.journal_dir, fsync=self.fsync)
-        journal_seq = self._journal.open_for_writing()
-        self._accepted_seq = journal_seq
         try:
-            self._projection = Projection(self.database_url)
-            if self._projection.needs_rebuild() or self._projection.last_seq() > journal_seq:
+            journal_seq = self._open_journal()
+            projection = self._open_projection()
+            self._is_open = True
+            if projection.needs_rebuild() or projection.last_seq() > journal_seq:
                 # Another schema, or a database made from a different journal: start it over.
                 _log.warning(
-                    "projection_rebuild_on_open",
-                    projection_seq=self._projection.last_seq(),
-                    journal_seq=journal_seq,
+                    "projection_rebuild_on_open", projection_seq=projection.last_seq(), journal_seq=journal_seq
                 )
                 return self.rebuild()
             return self._catch_up()
         except BaseException:
             self.close()
             raise
+
+    @property
+    def is_open(self) -> bool:
+        """Return True between `open()` and `close()`."""
+        return self._is_open
+
+    @property
+    def database_url_display(self) -> str:
+        """Return the database URL with any password masked, for logs and summaries."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     def close(self) -> None:
         """Flush what is buffered, then release the journal and the database."""
@@ -94,6 +103,7 @@ class EventStore:
             if self._projection is not None:
                 self._projection.close()
                 self._projection = None
+            self._is_open = False
 
     # --- writing -----------------------------------------------------------------------
 
@@ -104,12 +114,14 @@ class EventStore:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Buffer records for the next `flush`; their seqs must continue `last_seq`."""
+        last_seq = self._accepted_seq
         for record in records:
             seq = record.get("seq")
-            if type(seq) is not int or seq <= self._accepted_seq:
-                raise JournalError(f"seq {seq!r} ({record.get('type')}) is not after {self._accepted_seq}")
-            self._accepted_seq = seq
+            if type(seq) is not int or seq <= last_seq:
+                raise JournalError(f"seq {seq!r} ({record.get('type')}) is not after {last_seq}")
+            last_seq = seq
         self._buffer.extend(records)
+        self._accepted_seq = last_seq
 
     def flush(self) -> None:
         """Journal the buffer, then project it; a projection failure is logged and re-raised."""
@@ -143,8 +155,15 @@ class EventStore:
             yield event_from_record(record)
 
     def rebuild(self) -> int:
-        """Recreate the projection from the whole journal; return how many records were projected."""
-        _, projection = self._require_open()
+        """Recreate the projection from the whole journal; return how many records were projected.
+
+        Works on a store that was never opened (the `rebuild-db` command); it
+        still takes the journal's writer lock, so it refuses to run under a
+        live daemon.
+        """
+        if self._journal is None:
+            self._open_journal()
+        projection = self._open_projection()
         if self._buffer:
             self.flush()
         projection.drop_and_create()
@@ -154,24 +173,38 @@ class EventStore:
 
     @property
     def projection(self) -> Projection:
-        """Return the open projection (for read queries)."""
-        return self._require_open()[1]
+        """Return the projection (opening the database if needed) for read queries."""
+        return self._open_projection()
 
     # --- the commands inbox ------------------------------------------------------------
+    # These need only the database, not the journal: an operator's CLI or the dashboard
+    # queues commands while the daemon holds the journal.
 
     def submit_command(self, command: str, payload: dict[str, Any], wall_ms: int) -> int:
         """Queue an operator command; return its command_id."""
-        return self.projection.submit_command(command, payload, wall_ms)
+        return self._open_projection().submit_command(command, payload, wall_ms)
 
     def pending_commands(self) -> list[CommandRow]:
         """Return the commands still pending, oldest first."""
-        return self.projection.pending_commands()
+        return self._open_projection().pending_commands()
 
     def mark_command(self, command_id: int, status: str, detail: str, acked_seq: int | None) -> None:
         """Record a command as applied or rejected, with the seq of its CommandApplied event."""
-        self.projection.mark_command(command_id, status, detail, acked_seq)
+        self._open_projection().mark_command(command_id, status, detail, acked_seq)
 
     # --- internals ---------------------------------------------------------------------
+
+    def _open_journal(self) -> int:
+        if self._journal is None:
+            journal = Journal(self.journal_dir, fsync=self.fsync)
+            self._accepted_seq = journal.open_for_writing()
+            self._journal = journal
+        return self._journal.last_seq
+
+    def _open_projection(self) -> Projection:
+        if self._projection is None:
+            self._projection = Projection(self.database_url)
+        return self._projection
 
     def _require_open(self) -> tuple[Journal, Projection]:
         if self._journal is None or self._projection is None:

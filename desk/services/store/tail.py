@@ -1,9 +1,9 @@
 """`tail` for the journal: one human line per record, filtered, optionally following new lines.
 
-Following reads the daily files by byte offset and keeps an incomplete last
-line until its newline arrives, so a batch caught mid-write is never printed
-half, and a file the writer truncated (a torn line repaired on restart) is
-picked up again at the truncation point.
+Following reads the daily files by byte offset and leaves an incomplete last
+line alone until its newline arrives, so a batch caught mid-write is never
+printed half, and a file the writer truncated (a torn line repaired on
+restart) is picked up again at the truncation point.
 """
 
 from __future__ import annotations
@@ -137,9 +137,11 @@ class JournalFollower:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._path: Path | None = None
+        # Offset just past the last complete line read. An incomplete line is re-read from here on
+        # every pass rather than kept: if a restarted writer truncates it away and appends, the new
+        # bytes start exactly here.
         self._offset = 0
         self._lineno = 0
-        self._partial = b""
 
     def poll(self) -> list[Record]:
         """Return the records completed since the previous poll, rolling over to newer daily files."""
@@ -155,40 +157,36 @@ class JournalFollower:
                 self._path = files[0]
             yield from self._read_new()
             later = [path for path in files if path.name > self._path.name]
-            if not later or self._offset < self._size():
+            if not later:
                 return
-            # The writer never returns to an older day, so this file is complete; an unfinished
-            # line left in it was torn by a crash and will never be completed.
-            self._path, self._offset, self._lineno, self._partial = later[0], 0, 0, b""
-
-    def _size(self) -> int:
-        assert self._path is not None
-        try:
-            return self._path.stat().st_size
-        except FileNotFoundError:
-            return 0
+            # The writer never returns to an older day and finished this file before creating a newer
+            # one, so this file is complete; an unfinished line left in it was torn by a crash.
+            self._path, self._offset, self._lineno = later[0], 0, 0
 
     def _read_new(self) -> Iterator[Record]:
         assert self._path is not None
-        size = self._size()
-        if size < self._offset:
-            # The writer truncated a torn line on restart: resume where that line began.
-            self._offset = max(0, min(size, self._offset - len(self._partial)))
-            self._partial = b""
+        try:
+            size = self._path.stat().st_size
+        except FileNotFoundError:
+            return
+        self._offset = min(self._offset, size)
         if size == self._offset:
             return
         with self._path.open("rb") as handle:
             handle.seek(self._offset)
-            while self._offset < size:
+            pending = b""
+            position = self._offset
+            while position < size:
                 # Bounded chunks keep memory flat when the first pass reads a whole journal.
-                data = handle.read(min(_READ_CHUNK, size - self._offset))
+                data = handle.read(min(_READ_CHUNK, size - position))
                 if not data:
                     break
-                self._offset += len(data)
-                lines = (self._partial + data).split(b"\n")
-                self._partial = lines.pop()
+                position += len(data)
+                lines = (pending + data).split(b"\n")
+                pending = lines.pop()
                 for line in lines:
                     self._lineno += 1
+                    self._offset += len(line) + 1
                     try:
                         record = json.loads(line)
                     except ValueError as exc:

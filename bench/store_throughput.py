@@ -1,0 +1,151 @@
+"""Store throughput: journal append + projection per batch size, rebuild, and journal read speed.
+
+    .venv/bin/python bench/store_throughput.py [--events 50000] [--read-lines 1000000]
+
+The event mix imitates a simulated minute of the desk: three candles, an equity
+sample and six trade-lifecycle events (~10 events per minute), so every hot
+projection table is exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from desk.config import StoreConfig
+from desk.core import events as ev
+from desk.core.events import Event, event_to_record
+from desk.services.store.journal import Journal
+from desk.services.store.store import EventStore
+
+T0 = 1_767_225_600_000
+MINUTE = 60_000
+SYMBOLS = ("BTC/USD", "ETH/USD", "SOL/USD")
+
+
+def _trade_events(minute: int, cycle: int, env: Any) -> list[Event]:
+    """Six events of one trade's life; even minutes open it, odd minutes close it."""
+    intent, order, stop, position = f"i{cycle}", f"o{cycle}", f"s{cycle}", f"p{cycle}"
+    price = 100.0 + cycle % 17
+    if minute % 2 == 0:
+        return [
+            ev.IntentProposed(**env(correlation_id=intent), intent_id=intent, side="buy", reference_price=price,
+                              stop_price=price * 0.98, take_profit=price * 1.04, confidence=0.6, reason="bench"),
+            ev.IntentScored(**env(correlation_id=intent), intent_id=intent, score=0.55, vetoed=False,
+                            features={"rsi": 51.5, "atr": 1.25, "trend": 0.3}),
+            ev.OrderSubmitted(**env(correlation_id=intent), order_id=order, side="buy", order_type="market",
+                              purpose="entry", qty=0.5, position_id=position),
+            ev.OrderFilled(**env(correlation_id=intent), order_id=order, fill_id=f"f{order}", side="buy",
+                           purpose="entry", qty=0.5, price=price, fee=0.13, fee_currency="USD", liquidity="taker",
+                           remaining_qty=0.0, position_id=position),
+            ev.PositionOpened(**env(correlation_id=intent), position_id=position, qty=0.5, entry_price=price,
+                              stop_price=price * 0.98, take_profit=price * 1.04, entry_fee=0.13, risk_usd=1.0),
+            ev.OrderSubmitted(**env(correlation_id=intent), order_id=stop, side="sell", order_type="stop",
+                              purpose="stop_loss", qty=0.5, stop_price=price * 0.98, position_id=position),
+        ]  # fmt: skip
+    return [
+        ev.StopMoved(**env(correlation_id=intent), position_id=position, stop_price=price * 0.99, reason="trail"),
+        ev.OrderAmended(**env(correlation_id=intent), order_id=stop, stop_price=price * 0.99),
+        ev.OrderFilled(**env(correlation_id=intent), order_id=stop, fill_id=f"f{stop}", side="sell",
+                       purpose="stop_loss", qty=0.5, price=price * 0.99, fee=0.13, fee_currency="USD",
+                       liquidity="taker", remaining_qty=0.0, position_id=position),
+        ev.PositionClosed(**env(correlation_id=intent), position_id=position, qty=0.5, entry_ts=T0,
+                          entry_price=price, exit_price=price * 0.99, realized_pnl=-0.5, fees=0.26, net_pnl=-0.76,
+                          r_multiple=-0.76, exit_reason="stop_loss"),
+        ev.LearnerOutcomeRecorded(**env(correlation_id=intent), intent_id=intent, position_id=position,
+                                  net_pnl=-0.76, r_multiple=-0.76, won=False),
+        ev.WorkerStateChanged(**env(), state="enabled", reason="bench"),
+    ]  # fmt: skip
+
+
+def session(count: int) -> Iterator[dict[str, Any]]:
+    """Yield `count` journal records of a plausible desk session, seqs 1..count."""
+    seq = 0
+    minute = 0
+    while True:
+        ts = T0 + minute * MINUTE
+
+        def env(symbol: str = "BTC/USD", correlation_id: str = "", _ts: int = ts) -> dict[str, Any]:
+            return {"ts_event": _ts, "ts_init": _ts + 3, "worker": "w1", "symbol": symbol,
+                    "correlation_id": correlation_id}  # fmt: skip
+
+        batch: list[Event] = [
+            ev.CandleClosed(**env(symbol), ts=ts - MINUTE, open=100.0, high=101.5, low=99.25, close=100.75,
+                            volume=12.5 + minute % 7)
+            for symbol in SYMBOLS
+        ]  # fmt: skip
+        batch += _trade_events(minute, minute // 2, env)
+        batch.append(ev.EquitySampled(**env(), equity=10_000.0 - minute * 0.01, cash=9_950.0, positions_value=50.0,
+                                      high_water_mark=10_000.0, drawdown_pct=0.001, open_positions=1))  # fmt: skip
+        for event in batch:
+            seq += 1
+            record = event_to_record(event)
+            record["seq"], record["id"] = seq, f"e{seq}"
+            yield record
+            if seq == count:
+                return
+        minute += 1
+
+
+def bench_append(records: list[dict[str, Any]], batch: int, root: Path) -> float:
+    config = StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db")
+    store = EventStore(config, root)
+    store.open()
+    start = time.perf_counter()
+    for index in range(0, len(records), batch):
+        store.append(records[index : index + batch])
+        store.flush()
+    elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    rebuilt = store.rebuild()
+    rebuild_elapsed = time.perf_counter() - start
+    store.close()
+    print(f"  rebuild of {rebuilt:,} events: {rebuilt / rebuild_elapsed:,.0f} events/s")
+    return len(records) / elapsed
+
+
+def bench_read(lines: int, root: Path) -> tuple[float, float]:
+    with Journal(root) as journal:
+        chunk: list[dict[str, Any]] = []
+        for record in session(lines):
+            chunk.append(record)
+            if len(chunk) == 10_000:
+                journal.append(chunk)
+                chunk = []
+        journal.append(chunk)
+    reader = Journal(root)
+    start = time.perf_counter()
+    count = sum(1 for _ in reader.read())
+    raw = count / (time.perf_counter() - start)
+    start = time.perf_counter()
+    store = EventStore(StoreConfig(journal_dir=str(root), database_url="sqlite:///:memory:"), root)
+    count = sum(1 for _ in store.read_events())
+    typed = count / (time.perf_counter() - start)
+    return raw, typed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--read-lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+    records = list(session(args.events))
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (10, 1_000):
+            root = Path(tmp) / f"batch{batch}"
+            print(f"journal append + project, {args.events:,} events in batches of {batch:,}:")
+            rate = bench_append(records, batch, root)
+            print(f"  {rate:,.0f} events/s")
+        raw, typed = bench_read(args.read_lines, Path(tmp) / "read")
+        print(f"journal read, {args.read_lines:,} lines: {raw:,.0f} lines/s (records), {typed:,.0f} lines/s (events)")
+
+
+if __name__ == "__main__":
+    main()
