@@ -169,7 +169,11 @@ class TradingRuntime:
             if batch[0].ts >= end_ts:
                 break
         for worker in self.core.workers:
-            worker.seed(history.get(worker.symbol, []))
+            if not worker.evaluates:
+                continue
+            error = worker.seed(history.get(worker.symbol, []))
+            if error is not None:
+                self.bus.publish(worker.fault(error, end_ts + MINUTE_MS))
         # The clock stands at the close of the last candle seen, so no event is stamped before it.
         self.clock.advance_to(max(self.clock.now_ms(), end_ts + MINUTE_MS))
 

@@ -34,20 +34,26 @@ def deep_update(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., DeskConfig]:
-    """Build a config from configs/config.yaml with overrides, its store under tmp_path, flat-out speed."""
+    """Build a config from configs/config.yaml with overrides and flat-out speed.
 
-    def build(overrides: dict[str, Any] | None = None, store_dir: Path | None = None) -> DeskConfig:
-        root = store_dir or tmp_path
-        data = deep_update(
-            default_config_data(),
-            {
-                "feed": {"seed_candles": 120, "simulated": {"speed": 0}},
-                "store": {"journal_dir": str(root / "journal"), "database_url": f"sqlite:///{root / 'desk.db'}"},
-            },
-        )
-        return parse_config(deep_update(data, overrides or {}))
+    Store paths are relative (`journal/`, `desk.db`), so they land in whatever
+    base_dir the runtime is given, and two runs in two folders share one config hash.
+    """
+
+    def build(overrides: dict[str, Any] | None = None) -> DeskConfig:
+        return parse_config(deep_update(config_data_for_tests(), overrides or {}))
 
     return build
+
+
+def config_data_for_tests() -> dict[str, Any]:
+    return deep_update(
+        default_config_data(),
+        {
+            "feed": {"seed_candles": 120, "simulated": {"speed": 0}},
+            "store": {"journal_dir": "journal", "database_url": "sqlite:///desk.db"},
+        },
+    )
 
 
 def read_journal(journal_dir: Path) -> list[dict[str, Any]]:

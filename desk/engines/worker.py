@@ -54,12 +54,20 @@ class Worker:
             if self.status is WorkerStatus.ACTIVE:
                 self.consecutive_faults = 0
 
-    def seed(self, candles: Iterable[Candle]) -> None:
-        """Warm the window and the strategy's indicators on history; signals are discarded."""
+    def seed(self, candles: Iterable[Candle]) -> BaseException | None:
+        """Warm the window and the strategy's indicators on history; signals are discarded.
+
+        A strategy that raises while warming up is returned, not raised, so the
+        runtime records it as a fault of this worker alone.
+        """
         for candle in candles:
             if candle.ts > self.window.last_ts:
                 self.window.append(candle)
-                self.strategy.on_candle(candle, self.window)
+                try:
+                    self.strategy.on_candle(candle, self.window)
+                except Exception as error:
+                    return error
+        return None
 
     def evaluate(self, candle: Candle) -> Evaluation:
         """Run on a pool thread: append the candle, ask the strategy, and gather features for entries."""

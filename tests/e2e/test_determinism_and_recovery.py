@@ -31,10 +31,8 @@ def run(config, base_dir: Path, candles: int) -> TradingRuntime:
 
 @pytest.mark.slow
 def test_run_when_repeated_with_the_same_seed_then_the_journal_is_identical(make_config, tmp_path: Path) -> None:
-    first = make_config(store_dir=tmp_path / "a")
-    second = make_config(store_dir=tmp_path / "b")
-    run(first, tmp_path / "a", ONE_DAY)
-    run(second, tmp_path / "b", ONE_DAY)
+    run(make_config(), tmp_path / "a", ONE_DAY)
+    run(make_config(), tmp_path / "b", ONE_DAY)
     journal_a = without_wall_clock(read_journal(tmp_path / "a" / "journal"))
     journal_b = without_wall_clock(read_journal(tmp_path / "b" / "journal"))
     assert any(r["type"] == "OrderFilled" for r in journal_a)
@@ -43,8 +41,8 @@ def test_run_when_repeated_with_the_same_seed_then_the_journal_is_identical(make
 
 @pytest.mark.slow
 def test_run_when_the_seed_differs_then_the_journal_differs(make_config, tmp_path: Path) -> None:
-    run(make_config(store_dir=tmp_path / "a"), tmp_path / "a", 600)
-    run(make_config({"feed": {"simulated": {"seed": 8}}}, store_dir=tmp_path / "b"), tmp_path / "b", 600)
+    run(make_config(), tmp_path / "a", 600)
+    run(make_config({"feed": {"simulated": {"seed": 8}}}), tmp_path / "b", 600)
     closes_a = [r["close"] for r in read_journal(tmp_path / "a" / "journal") if r["type"] == "CandleClosed"]
     closes_b = [r["close"] for r in read_journal(tmp_path / "b" / "journal") if r["type"] == "CandleClosed"]
     assert len(closes_a) == len(closes_b) > 0

@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 from desk.config import DeskConfig
 from desk.runtime import TradingRuntime
 from desk.services.store.store import EventStore
-from tests.conftest import read_journal
+from desk.config import parse_config
+from tests.conftest import config_data_for_tests, read_journal
 
 THREE_DAYS = 3 * 24 * 60
 PROJECTION_TABLES = ("events", "candles", "intents", "orders", "fills", "positions", "trades", "equity", "features")
@@ -36,19 +37,8 @@ def table_rows(database: Path, table: str) -> list[tuple[Any, ...]]:
 
 @pytest.fixture(scope="module")
 def three_day_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeskConfig, Path, list[dict[str, Any]]]:
-    from tests.conftest import deep_update, default_config_data
-
     root = tmp_path_factory.mktemp("three_days")
-    data = deep_update(
-        default_config_data(),
-        {
-            "feed": {"seed_candles": 120, "simulated": {"speed": 0}},
-            "store": {"journal_dir": str(root / "journal"), "database_url": f"sqlite:///{root / 'desk.db'}"},
-        },
-    )
-    from desk.config import parse_config
-
-    config = parse_config(data)
+    config = parse_config(config_data_for_tests())
     run_desk(config, root, THREE_DAYS)
     return config, root, read_journal(root / "journal")
 

@@ -1,8 +1,8 @@
 """The paper broker: validation, gap-aware matching, OCO, fees and slippage, and replay.
 
 Every scenario publishes like the runtime: a broker method decides, then each
-returned event is journaled and applied. Expected numbers use FeesConfig()
-defaults (taker 0.26%, maker 0.16%, slippage 2 bps, impact 10 bps per 1% of the
+returned event is journaled and applied. Expected numbers use FEES, pinned
+(taker 0.26%, maker 0.16%, slippage 2 bps, impact 10 bps per 1% of the
 candle's volume, limit fills capped at 25% of volume) and are worked out by
 hand in the comments.
 """
@@ -33,6 +33,10 @@ from desk.services.broker.paper import OCO_CANCEL_REASON, OpenOrder, PaperBroker
 
 BTC = "BTC/USD"
 ETH = "ETH/USD"
+# Pinned rather than the defaults, so the hand-worked numbers below stay true if defaults move.
+FEES = FeesConfig(
+    taker=0.0026, maker=0.0016, slippage_bps=2.0, impact_bps_per_volume_pct=10.0, max_volume_fraction=0.25
+)
 MARKETS = {
     BTC: Market(BTC, "BTC", "USD", amount_decimals=8, price_decimals=1, min_amount=0.0001, min_cost=5.0),
     ETH: Market(ETH, "ETH", "USD", amount_decimals=8, price_decimals=2, min_amount=0.001, min_cost=5.0),
@@ -49,7 +53,7 @@ class Desk:
     """A stand-in for the runtime: whatever a broker method returns is journaled, then applied."""
 
     def __init__(self, cash: float = 10_000.0) -> None:
-        self.broker = PaperBroker(MARKETS, FeesConfig())
+        self.broker = PaperBroker(MARKETS, FEES)
         self.journal: list[Event] = []
         self.publish([AccountOpened(currency="USD", cash=cash)])
 
@@ -409,7 +413,7 @@ def test_apply_when_journal_replayed_into_fresh_brokers_then_state_reproduced_ex
     # Round-trip through journal records, as a restart reads them back.
     records = [json.loads(json.dumps(event_to_record(e))) for e in desk.journal]
 
-    replicas = [PaperBroker(MARKETS, FeesConfig()) for _ in range(2)]
+    replicas = [PaperBroker(MARKETS, FEES) for _ in range(2)]
     for replica in replicas:
         for record in records:
             replica.apply(event_from_record(record))
@@ -431,5 +435,5 @@ def test_apply_when_fill_repeated_then_cash_moves_once() -> None:
 
 
 def test_paper_broker_when_typed_as_broker_then_protocol_satisfied() -> None:
-    broker: Broker = PaperBroker(MARKETS, FeesConfig())  # checked by type checkers; the calls check at runtime
+    broker: Broker = PaperBroker(MARKETS, FEES)  # checked by type checkers; the calls check at runtime
     assert broker.cash == 0.0 and broker.holding(BTC) == 0.0 and set(broker.markets()) == {BTC, ETH}

@@ -158,6 +158,16 @@ def test_candles_when_three_days_three_symbols_then_ohlc_invariants_hold(thirty_
     assert np.mean(lo < np.minimum(o, c)) > 0.5
 
 
+def test_candles_when_any_minute_including_block_boundaries_then_wicks_stay_intrabar_sized(thirty_days: Run) -> None:
+    # A wick is the part of the range outside the body; jumps move the body, never the wick.
+    # Regression: the first minute of each 1,024-minute block once took its open from the
+    # block's end, drawing an 8 % wick.
+    upper = thirty_days.high / np.maximum(thirty_days.open, thirty_days.close) - 1.0
+    lower = 1.0 - thirty_days.low / np.minimum(thirty_days.open, thirty_days.close)
+    assert upper.max() < 0.015 and lower.max() < 0.015
+    assert lower[::1024].max() < 0.015
+
+
 def test_candles_when_rounded_then_prices_on_market_precision() -> None:
     market = SimulatedMarket([*MAJORS, "PEPE/USD"], seed=3, start_ms=START_MS)
     rules = market.markets()

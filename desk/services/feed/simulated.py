@@ -445,8 +445,10 @@ class SimulatedMarket:
             + (market_jump[:, None] + idio_jump) * self._daily_sigma[None, :]
         )
 
+        # Read the previous block's last log price before _apply_mean_reversion moves it on.
+        block_start_logp = np.array(self._logp)[None, :]
         returns, logp = self._apply_mean_reversion(base_return, regime)
-        prev_logp = np.vstack([np.array(self._logp)[None, :], logp[:-1]])
+        prev_logp = np.vstack([block_start_logp, logp[:-1]])
         # Brownian-bridge extremes: for a bridge ending at x with variance s^2, the maximum m
         # satisfies P(M > m) = exp(-2 m (m - x) / s^2); inverting with a uniform gives the
         # draw below, which is always >= max(0, x) (and the minimum <= min(0, x)).

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
 from sqlalchemy import (
     Connection,
     Engine,
@@ -40,8 +39,6 @@ from desk.services.store import schema
 from desk.services.store.handlers import HANDLERS, Statements
 
 __all__ = ["ENVELOPE_FIELDS", "CommandRow", "Projection", "ProjectionError", "open_engine"]
-
-_log = structlog.get_logger(__name__)
 
 # Columns of the events table; everything else in a record goes into its JSON payload.
 ENVELOPE_FIELDS = frozenset(
@@ -157,6 +154,7 @@ class Projection:
                 self._ensure_status_rows(connection, fresh)
             self._last_seq = self._read_last_seq()
         except SQLAlchemyError as exc:
+            self.engine.dispose()
             raise ProjectionError(f"cannot open projection database: {exc}") from exc
 
     # --- projecting --------------------------------------------------------------------

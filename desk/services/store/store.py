@@ -7,6 +7,7 @@ next flush (or the next `open`) projects whatever the database is missing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,11 @@ class EventStore:
     `open()` locks the journal for writing (one writer per journal) and brings
     the projection up to date; `append`/`flush`/`read_events` need it. The
     command-inbox helpers need only the database and work on an unopened store.
+    `projection_lag_s` (default 0: project on every flush) lets a fast backtest
+    trade projection freshness for throughput.
     """
 
-    def __init__(self, config: StoreConfig, base_dir: Path) -> None:
+    def __init__(self, config: StoreConfig, base_dir: Path, *, projection_lag_s: float = 0.0) -> None:
         journal_dir = Path(config.journal_dir)
         self.journal_dir = journal_dir if journal_dir.is_absolute() else Path(base_dir) / journal_dir
         self.database_url = resolve_database_url(config.database_url, Path(base_dir))
@@ -61,6 +64,12 @@ class EventStore:
         # Set when a projection write failed: the next flush catches up from the journal first.
         self._projection_behind = False
         self._is_open = False
+        # Group commit for fast backtests: a flush within `projection_lag_s` of the last projection
+        # only journals; the next flush past the lag projects everything pending in one transaction.
+        # Live and paper loops flush seconds apart, so with any lag below that they project every flush.
+        self.projection_lag_s = projection_lag_s
+        self._unprojected: list[dict[str, Any]] = []
+        self._last_projected_at = float("-inf")
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -94,8 +103,10 @@ class EventStore:
     def close(self) -> None:
         """Flush what is buffered, then release the journal and the database."""
         try:
-            if self._buffer and self._journal is not None:
+            if self._journal is not None and self._projection is not None:
                 self.flush()
+                if self._unprojected or self._projection_behind:
+                    self.project_pending()
         finally:
             if self._journal is not None:
                 self._journal.close()
@@ -124,8 +135,12 @@ class EventStore:
         self._accepted_seq = last_seq
 
     def flush(self) -> None:
-        """Journal the buffer, then project it; a projection failure is logged and re-raised."""
-        journal, projection = self._require_open()
+        """Journal the buffer, then project it; a projection failure is logged and re-raised.
+
+        With `projection_lag_s` > 0 the projection may trail the journal by up
+        to that long (see the constructor); `project_pending` or `close` settle it.
+        """
+        journal, _ = self._require_open()
         if not self._buffer:
             return
         # A batch the journal refuses (a NaN, say) would be refused forever: drop it and say so.
@@ -133,18 +148,35 @@ class EventStore:
         try:
             journal.append(batch)
         except JournalError:
+            # A failed write may still have landed some lines: trust the journal for what it holds.
             self._accepted_seq = journal.last_seq
+            self._projection_behind = True
             raise
+        self._unprojected.extend(batch)
+        now = time.monotonic()
+        if (
+            self._projection_behind
+            or now - self._last_projected_at >= self.projection_lag_s
+            or len(self._unprojected) >= REBUILD_BATCH
+        ):
+            self.project_pending()
+
+    def project_pending(self) -> None:
+        """Project every journaled record the database still lacks; a failure is logged and re-raised."""
+        _, projection = self._require_open()
+        pending, self._unprojected = self._unprojected, []
         try:
             if self._projection_behind:
                 self._catch_up()
                 self._projection_behind = False
-            else:
-                projection.project(batch)
+            elif pending:
+                projection.project(pending)
         except Exception as exc:
+            # The journal has these records; the next flush (or open) catches the projection up from it.
             self._projection_behind = True
-            _log.error("projection_failed", first_seq=batch[0]["seq"], last_seq=batch[-1]["seq"], error=repr(exc))
+            _log.error("projection_failed", projection_seq=projection.last_seq(), error=repr(exc))
             raise
+        self._last_projected_at = time.monotonic()
 
     # --- reading and rebuilding ---------------------------------------------------------
 
@@ -166,6 +198,7 @@ class EventStore:
         projection = self._open_projection()
         if self._buffer:
             self.flush()
+        self._unprojected = []  # the rebuild projects them along with everything else
         projection.drop_and_create()
         count = self._catch_up()
         self._projection_behind = False

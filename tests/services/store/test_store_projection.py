@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from desk.config import StoreConfig
 from desk.core import events as ev
 from desk.core.errors import JournalError
 from desk.core.events import Event
@@ -374,3 +375,24 @@ def test_append_when_a_seq_does_not_follow_then_journal_error_and_the_buffer_is_
     assert store.last_seq == 2
     store.flush()
     assert [event.seq for event in store.read_events()] == [1, 2]
+
+
+def test_flush_when_a_projection_lag_is_set_then_records_are_journaled_now_and_projected_by_close(
+    tmp_path: Path,
+) -> None:
+    config = StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db")
+    store = EventStore(config, tmp_path, projection_lag_s=3600.0)
+    store.open()
+    events = mini_session()
+    write_through(store, events[:3], batch=3)  # the first flush projects: nothing was projected yet
+    write_through(store, events[3:], batch=2)
+
+    assert [event.seq for event in store.read_events()] == list(range(1, 18))
+    assert store.projection.last_seq() == 3
+
+    store.close()
+
+    reopened = EventStore(config, tmp_path)
+    assert reopened.open() == 0  # nothing left to catch up: close() projected the rest
+    assert one(reopened, schema.trades)["net_pnl"] == 9.01
+    reopened.close()
