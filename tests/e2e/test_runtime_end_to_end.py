@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from desk.config import DeskConfig
+from desk.config import DeskConfig, parse_config
 from desk.runtime import TradingRuntime
 from desk.services.store.store import EventStore
-from desk.config import parse_config
 from tests.conftest import config_data_for_tests, read_journal
 
 THREE_DAYS = 3 * 24 * 60
