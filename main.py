@@ -99,7 +99,7 @@ def _command(config: DeskConfig, args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     store = EventStore(config.store, Path.cwd())
     try:
-        store.open()
+        # No open(): that locks the journal for writing, which the running daemon holds.
         command_id = store.submit_command(args.name, {"worker": args.worker}, time.time_ns() // 1_000_000)
     finally:
         store.close()

@@ -20,6 +20,7 @@ from desk.core.events import (
     IntentScored,
     OrderDenied,
     PositionClosed,
+    WorkerFaulted,
     WorkerStateChanged,
 )
 from desk.core.types import MINUTE_MS, Candle, Side, TradingState
@@ -65,15 +66,21 @@ class TradingCore:
             Worker(w, config.settings.lookback, config.settings.max_consecutive_faults) for w in config.workers
         ]
         self.last_candle_ts: int | None = None
-        for holder in (broker, self.execution, self.risk, self.portfolio, self.learner, *self.workers, self):
+        self._workers_by_name = {w.name: w for w in self.workers}
+        for holder in (broker, self.execution, self.risk, self.portfolio, self.learner, self):
             bus.subscribe(holder)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, CandleClosed):
             self.last_candle_ts = event.ts if self.last_candle_ts is None else max(self.last_candle_ts, event.ts)
+        elif isinstance(event, WorkerFaulted | WorkerStateChanged):
+            # Routed here rather than subscribing every worker: 50 workers would each see every event.
+            worker = self._workers_by_name.get(event.worker)
+            if worker is not None:
+                worker.apply(event)
 
     def worker(self, name: str) -> Worker | None:
-        return next((w for w in self.workers if w.name == name), None)
+        return self._workers_by_name.get(name)
 
     # --- one minute ----------------------------------------------------------------------------
 
