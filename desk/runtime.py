@@ -20,7 +20,7 @@ from pathlib import Path
 from desk.config import DeskConfig
 from desk.core.clock import Clock, SimulatedClock, WallClock
 from desk.core.errors import ConfigError
-from desk.core.events import AccountOpened, ConfigApplied, Event, RuntimeStarted, RuntimeStopped
+from desk.core.events import AccountOpened, ConfigApplied, RuntimeStarted, RuntimeStopped
 from desk.core.types import MINUTE_MS, Candle
 from desk.engines.bus import EventBus
 from desk.engines.trading import Command, TradingCore, WorkerResult
@@ -317,7 +317,3 @@ class TradingRuntime:
             f"journal:  {self.store.journal_dir}",
             f"database: {self.store.database_url_display}",
         ]
-
-
-def published_types(events: list[Event]) -> list[str]:
-    return [e.type_name for e in events]
