@@ -161,37 +161,10 @@ class ExecutionEngine:
 
     def _protect(self, position: Position, ts_event: int) -> list[Event]:
         group = f"oco-{position.position_id}"
-        requests = [
-            OrderRequest(
-                order_id=self._bus.new_id("o"),
-                worker=position.worker,
-                symbol=position.symbol,
-                side=Side.SELL,
-                order_type=OrderType.STOP,
-                purpose=OrderPurpose.STOP_LOSS,
-                qty=position.qty,
-                stop_price=position.stop_price,
-                position_id=position.position_id,
-                oco_group=group,
-                correlation_id=position.intent_id,
-            )
-        ]
+        requests = [self._exit_order(position, OrderType.STOP, OrderPurpose.STOP_LOSS, group, position.stop_price)]
         if position.take_profit is not None:
-            requests.append(
-                OrderRequest(
-                    order_id=self._bus.new_id("o"),
-                    worker=position.worker,
-                    symbol=position.symbol,
-                    side=Side.SELL,
-                    order_type=OrderType.LIMIT,
-                    purpose=OrderPurpose.TAKE_PROFIT,
-                    qty=position.qty,
-                    limit_price=position.take_profit,
-                    position_id=position.position_id,
-                    oco_group=group,
-                    correlation_id=position.intent_id,
-                )
-            )
+            take = self._exit_order(position, OrderType.LIMIT, OrderPurpose.TAKE_PROFIT, group, position.take_profit)
+            requests.append(take)
         published: list[Event] = []
         for request in requests:
             events = self._bus.publish(self._broker.submit(request, ts_event))
@@ -201,6 +174,25 @@ class ExecutionEngine:
                 published += self.exit(position.worker, f"protective {request.purpose.value} rejected", ts_event)
                 break
         return published
+
+    def _exit_order(
+        self, position: Position, order_type: OrderType, purpose: OrderPurpose, oco_group: str, price: float | None
+    ) -> OrderRequest:
+        """A sell of the whole position: a protective stop or take-profit, or a market exit."""
+        return OrderRequest(
+            order_id=self._bus.new_id("o"),
+            worker=position.worker,
+            symbol=position.symbol,
+            side=Side.SELL,
+            order_type=order_type,
+            purpose=purpose,
+            qty=position.qty,
+            limit_price=price if order_type is OrderType.LIMIT else None,
+            stop_price=price if order_type is OrderType.STOP else None,
+            position_id=position.position_id,
+            oco_group=oco_group,
+            correlation_id=position.intent_id,
+        )
 
     # --- exits -----------------------------------------------------------------------------------
 
@@ -223,17 +215,7 @@ class ExecutionEngine:
             if order_id:
                 published += self._bus.publish(self._broker.cancel(order_id, f"exit: {reason}", ts_event))
         position.exit_reason = reason
-        order = OrderRequest(
-            order_id=self._bus.new_id("o"),
-            worker=worker,
-            symbol=position.symbol,
-            side=Side.SELL,
-            order_type=OrderType.MARKET,
-            purpose=OrderPurpose.EXIT,
-            qty=position.qty,
-            position_id=position.position_id,
-            correlation_id=position.intent_id,
-        )
+        order = self._exit_order(position, OrderType.MARKET, OrderPurpose.EXIT, "", None)
         events = self._bus.publish(self._broker.submit(order, ts_event))
         published += events
         published += self._book_exit_fills(events, ts_event)
