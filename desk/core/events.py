@@ -93,6 +93,26 @@ class AccountOpened(Event):
     cash: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigChanged(Event):
+    """An operator saved a new config; `diff` is redacted. What was applied live and what waits for a restart."""
+
+    path: str
+    version: int
+    diff: str
+    applied: list[str]
+    needs_restart: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountReset(Event):
+    """The paper account starts over: every position is gone, cash is back to `cash`."""
+
+    currency: str
+    cash: float
+    reason: str
+
+
 # --- market data -----------------------------------------------------------------------
 
 

@@ -293,6 +293,18 @@ class Projection:
         if result.rowcount == 0:
             raise ProjectionError(f"no command #{command_id} in the inbox")
 
+    def beat(self, component: str, wall_ms: int, pid: int, last_seq: int, detail: str) -> None:
+        """Record that `component` is alive; one row per component, replaced each time."""
+        table = schema.heartbeat
+        row = {"component": component, "wall_ms": wall_ms, "pid": pid, "last_seq": last_seq, "detail": detail}
+
+        def upsert(connection: Any) -> None:
+            updated = connection.execute(update(table).where(table.c.component == component).values(row))
+            if updated.rowcount == 0:
+                connection.execute(insert(table).values(row))
+
+        self._write(upsert)
+
     # --- internals ---------------------------------------------------------------------
 
     def _writer(self) -> Connection:

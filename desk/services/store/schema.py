@@ -21,6 +21,7 @@ __all__ = [
     "events",
     "features",
     "fills",
+    "heartbeat",
     "intents",
     "metadata",
     "orders",
@@ -262,8 +263,20 @@ commands = Table(
     sqlite_autoincrement=True,
 )
 
-# Everything a rebuild drops and recreates: all tables but the commands inbox.
-PROJECTION_TABLES: tuple[Table, ...] = tuple(t for t in metadata.sorted_tables if t is not commands)
+# The daemon's liveness, written on wall-clock time outside the journal (a heartbeat is not an
+# event worth replaying). Like the inbox, it is not a projection and a rebuild keeps it.
+heartbeat = Table(
+    "heartbeat",
+    metadata,
+    Column("component", String, primary_key=True),
+    Column("wall_ms", BigInteger, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+# Everything a rebuild drops and recreates: all tables but the commands inbox and the heartbeat.
+PROJECTION_TABLES: tuple[Table, ...] = tuple(t for t in metadata.sorted_tables if t not in (commands, heartbeat))
 
 RUNTIME_STATUS_KEYS: tuple[str, ...] = (
     "schema_version",

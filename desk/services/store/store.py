@@ -209,6 +209,11 @@ class EventStore:
         """Return the projection (opening the database if needed) for read queries."""
         return self._open_projection()
 
+    def heartbeat(self, wall_ms: int, pid: int, detail: str = "") -> None:
+        """Tell readers (the control room) the daemon is alive and how far it has journaled."""
+        _, projection = self._require_open()
+        projection.beat("daemon", wall_ms, pid, self.last_seq, detail)
+
     # --- the commands inbox ------------------------------------------------------------
     # These need only the database, not the journal: an operator's CLI or the dashboard
     # queues commands while the daemon holds the journal.
