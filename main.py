@@ -49,7 +49,7 @@ def _load(path: str) -> DeskConfig | None:
 def _run(config: DeskConfig, args: argparse.Namespace) -> int:
     from desk.runtime import TradingRuntime
 
-    runtime = TradingRuntime(config, base_dir=Path.cwd())
+    runtime = TradingRuntime(config, base_dir=Path.cwd(), config_path=Path(args.config))
     print(f"Trading Desk: {config.settings.mode} mode, {config.feed.source} feed, {len(config.workers)} workers")
     for line in runtime.summary_lines():
         print(line)

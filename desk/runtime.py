@@ -10,6 +10,7 @@ the concurrent, time-limited worker evaluation, pacing, signals and commands.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -17,18 +18,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from desk.config import DeskConfig
+from desk.config import DeskConfig, load_config
 from desk.core.clock import Clock, SimulatedClock, WallClock
 from desk.core.errors import ConfigError
-from desk.core.events import AccountOpened, ConfigApplied, RuntimeStarted, RuntimeStopped
+from desk.core.events import (
+    AccountOpened,
+    CommandApplied,
+    ConfigApplied,
+    ConfigChanged,
+    RuntimeStarted,
+    RuntimeStopped,
+    WorkerStateChanged,
+)
 from desk.core.types import MINUTE_MS, Candle
 from desk.engines.bus import EventBus
+from desk.engines.reconfigure import reconfigure, restart_needed
 from desk.engines.trading import Command, TradingCore, WorkerResult
-from desk.engines.worker import Evaluation, Worker
+from desk.engines.worker import Evaluation, Worker, WorkerStatus
 from desk.services.broker.paper import PaperBroker
 from desk.services.feed.base import Feed
 from desk.services.feed.simulated import SimulatedMarket
-from desk.services.logging import get_logger
+from desk.services.logging import get_logger, redact
 from desk.services.store.store import EventStore
 from desk.services.telemetry import TelemetrySink, build_telemetry
 
@@ -78,12 +88,14 @@ class TradingRuntime:
         feed: Feed | None = None,
         wall_clock: Clock | None = None,
         telemetry: TelemetrySink | None = None,
+        config_path: Path | None = None,
     ) -> None:
         if config.settings.mode == "live":
             raise ConfigError([("settings.mode", "live trading needs the exchange broker, not in this build yet")])
         if feed is None and config.feed.source != "simulated":
             raise ConfigError([("feed.source", f"the {config.feed.source!r} feed is not in this build yet")])
         self.config = config
+        self.config_path = config_path
         self.base_dir = base_dir
         self.wall_clock = wall_clock or WallClock()
         self.start_ms = parse_utc_ms(config.feed.simulated.start, "feed.simulated.start")
@@ -102,6 +114,7 @@ class TradingRuntime:
         self._stop_event: asyncio.Event | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._last_command_poll = 0.0
+        self._last_beat = 0.0
         self.candles_processed = 0
 
     def _simulated_market(self) -> SimulatedMarket:
@@ -128,6 +141,7 @@ class TradingRuntime:
             )
         self._seed_workers()
         ts = self.clock.now_ms()
+        self._disable_workers_off_in_config(ts)
         self.bus.publish(
             [
                 RuntimeStarted(
@@ -145,6 +159,7 @@ class TradingRuntime:
         )
         self._apply_commands(force=True)
         self.store.flush()
+        self._beat(force=True)
         log.info(
             "runtime_booted",
             replayed=replayed,
@@ -154,6 +169,24 @@ class TradingRuntime:
             database=self.store.database_url_display,
         )
         return replayed
+
+    def _disable_workers_off_in_config(self, ts: int) -> None:
+        """The file wins over the journal: a worker switched off while the daemon was down stays off."""
+        for worker in self.core.workers:
+            if not worker.config.enabled and worker.status is not WorkerStatus.DISABLED:
+                changed = WorkerStateChanged(
+                    ts_event=ts, worker=worker.name, symbol=worker.symbol, state="disabled", reason="disabled in config"
+                )
+                self.bus.publish([changed])
+
+    def _beat(self, force: bool = False, detail: str = "") -> None:
+        """Write the heartbeat the control room watches, at most once a wall second."""
+        now = time.monotonic()
+        if not force and now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
+        state = detail or f"{self.core.trading_state.value}; {self.candles_processed} candles this run"
+        self.store.heartbeat(self.wall_clock.now_ms(), os.getpid(), state)
 
     def _seed_workers(self) -> None:
         """Position the feed after the last journaled candle and warm the workers on the minutes before it."""
@@ -246,6 +279,7 @@ class TradingRuntime:
         self._apply_commands()
         self.store.flush()
         self.candles_processed += 1
+        self._beat()
 
     def _evaluate(self, by_symbol: dict[str, Candle]) -> list[tuple[Worker, WorkerResult]]:
         """Run every evaluating worker on a pool thread, all within one time limit.
@@ -288,9 +322,51 @@ class TradingRuntime:
         for row in self.store.pending_commands():
             payload = row.payload or {}
             command = Command(row.command_id, row.command, str(payload.get("worker", "")))
-            applied = self.core.handle_command(command, self.clock.now_ms())
+            ts = self.clock.now_ms()
+            if command.command == "reload_config":
+                applied = self._reload_config(command, payload, ts)
+            else:
+                applied = self.core.handle_command(command, ts)
             self.store.mark_command(row.command_id, applied.status, applied.detail, applied.seq)
             log.info("command_applied", command=row.command, status=applied.status, detail=applied.detail)
+
+    def _reload_config(self, command: Command, payload: dict, ts: int) -> CommandApplied:
+        """Re-read the config file and apply its live part; journal what changed and what waits."""
+        requested = str(payload.get("path", ""))
+        if self.config_path is None:
+            return self.core.acknowledge(command, "rejected", "this daemon was not started from a file", ts)
+        if not requested or Path(requested).resolve() != self.config_path.resolve():
+            detail = f"this daemon runs {self.config_path}, not {requested or 'an unnamed file'}"
+            return self.core.acknowledge(command, "rejected", detail, ts)
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            return self.core.acknowledge(command, "rejected", str(exc), ts)
+        needs_restart = restart_needed(self.config, new)
+        applied = reconfigure(self.core, new, ts)
+        self.config = self.core.config
+        self.bus.publish(
+            [
+                ConfigChanged(
+                    ts_event=ts,
+                    path=str(self.config_path),
+                    version=int(payload.get("version", 0) or 0),
+                    diff=str(redact(str(payload.get("diff", "")))),
+                    applied=applied,
+                    needs_restart=needs_restart,
+                ),
+                ConfigApplied(
+                    ts_event=ts,
+                    config_hash=new.config_hash(),
+                    workers=[w.name for w in self.core.workers],
+                    changes={"applied": applied, "needs_restart": needs_restart},
+                ),
+            ]
+        )
+        detail = f"applied {len(applied)} change(s)"
+        if needs_restart:
+            detail += f"; restart needed for {', '.join(needs_restart)}"
+        return self.core.acknowledge(command, "applied", detail, ts)
 
     def _shutdown(self) -> None:
         try:
@@ -307,6 +383,7 @@ class TradingRuntime:
                     ]
                 )
                 self.store.flush()
+                self._beat(force=True, detail=f"stopped: {self._stop_reason or 'stopped'}")
         finally:
             self.store.close()
             self.telemetry.close()

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from desk.core.events import (
+    AccountReset,
     Event,
     OrderCancelled,
     OrderFilled,
@@ -76,7 +77,9 @@ class ExecutionEngine:
     # --- state -----------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, PositionOpened):
+        if isinstance(event, AccountReset):
+            self.positions.clear()
+        elif isinstance(event, PositionOpened):
             self.positions[event.worker] = Position(
                 position_id=event.position_id,
                 worker=event.worker,

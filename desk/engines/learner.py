@@ -20,6 +20,10 @@ class Learner:
         self.samples = 0
         self.outcomes = 0
 
+    def configure(self, ml: MLConfig, risk: RiskConfig) -> None:
+        self._ml = ml
+        self._risk = risk
+
     def apply(self, event: Event) -> None:
         if isinstance(event, IntentScored):
             self.samples += 1

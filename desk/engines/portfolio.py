@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from desk.config import PortfolioConfig
-from desk.core.events import Event, OrderFilled, PositionClosed, PositionOpened, PositionReduced
+from desk.core.events import AccountReset, Event, OrderFilled, PositionClosed, PositionOpened, PositionReduced
 from desk.core.types import Market
 
 
@@ -66,7 +66,9 @@ class Portfolio:
         return ledger
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, OrderFilled) and event.worker:
+        if isinstance(event, AccountReset):
+            self.ledgers.clear()
+        elif isinstance(event, OrderFilled) and event.worker:
             self.ledger(event.worker).fees += event.fee
         elif isinstance(event, PositionOpened):
             ledger = self.ledger(event.worker)

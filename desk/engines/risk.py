@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from desk.config import RiskConfig, RiskProfile, WorkerConfig
-from desk.core.events import EquitySampled, Event, RiskStateChanged
+from desk.core.events import AccountReset, EquitySampled, Event, RiskStateChanged
 from desk.core.types import DAY_MS, TradingState
 
 RULE_OPERATOR_HALT = "operator_halt"
@@ -60,6 +60,8 @@ class RiskEngine:
             if day != self._day:
                 self._day = day
                 self.day_start_equity = event.equity
+        elif isinstance(event, AccountReset):
+            self.equity = self.high_water_mark = self.day_start_equity = event.cash
         elif isinstance(event, RiskStateChanged):
             self.state = TradingState(event.state)
             self.state_rule = event.rule

@@ -7,11 +7,13 @@ events through the bus, which applies them to the engines' state at once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from desk.config import DeskConfig
 from desk.core.events import (
+    AccountReset,
     CandleClosed,
     CommandApplied,
     EquitySampled,
@@ -66,6 +68,8 @@ class TradingCore:
             Worker(w, config.settings.lookback, config.settings.max_consecutive_faults) for w in config.workers
         ]
         self.last_candle_ts: int | None = None
+        # Recent history per symbol, so a worker added or re-parameterised live can warm up at once.
+        self.recent: dict[str, deque[Candle]] = {}
         self._workers_by_name = {w.name: w for w in self.workers}
         for holder in (broker, self.execution, self.risk, self.portfolio, self.learner, self):
             bus.subscribe(holder)
@@ -82,11 +86,25 @@ class TradingCore:
     def worker(self, name: str) -> Worker | None:
         return self._workers_by_name.get(name)
 
+    def replace_workers(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._workers_by_name = {w.name: w for w in workers}
+
+    def close_position(self, worker: str, reason: str, ts: int) -> None:
+        self._record_outcomes(self.execution.exit(worker, reason, ts))
+
     # --- one minute ----------------------------------------------------------------------------
+
+    def remember(self, candle: Candle) -> None:
+        history = self.recent.get(candle.symbol)
+        if history is None:
+            history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
+        history.append(candle)
 
     def on_candles(self, candles: Sequence[Candle]) -> None:
         """Journal the candles, then let resting protective orders meet them."""
         for candle in candles:
+            self.remember(candle)
             self.bus.publish(
                 [
                     CandleClosed(
@@ -275,6 +293,20 @@ class TradingCore:
         elif name == "flatten":
             self._record_outcomes(self.execution.flatten("operator flatten", ts))
             detail = f"{len(self.execution.positions)} positions still open"
+        elif name == "reset_account":
+            if self.config.settings.mode != "paper":
+                status, detail = "rejected", "only a paper account can be reset"
+            else:
+                self._record_outcomes(self.execution.flatten("operator reset the paper account", ts))
+                cash = self.config.settings.starting_cash
+                reset = AccountReset(
+                    ts_event=ts,
+                    currency=self.config.settings.quote_currency,
+                    cash=cash,
+                    reason="operator reset the paper account",
+                )
+                self.bus.publish([reset])
+                detail = f"paper account reset to {cash:.2f} {self.config.settings.quote_currency}"
         elif name in ("pause_worker", "resume_worker"):
             if worker is None:
                 status, detail = "rejected", f"unknown worker {command.worker!r}"
@@ -294,13 +326,17 @@ class TradingCore:
                 detail = f"worker {worker.name} is {target.value}"
         else:
             status, detail = "rejected", f"unknown command {name!r}"
+        return self.acknowledge(command, status, detail, ts)
+
+    def acknowledge(self, command: Command, status: str, detail: str, ts: int) -> CommandApplied:
+        """Journal a command's outcome; the runtime marks the inbox row with its seq."""
         (applied,) = self.bus.publish(
             [
                 CommandApplied(
                     ts_event=ts,
                     worker=command.worker,
                     command_id=command.command_id,
-                    command=name,
+                    command=command.command,
                     status=status,
                     detail=detail,
                 )

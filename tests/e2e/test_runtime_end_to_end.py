@@ -61,8 +61,9 @@ def test_equity_when_rebuilt_from_fills_and_closes_then_matches_every_sample(thr
     samples = 0
     for record in records:
         kind = record["type"]
-        if kind == "AccountOpened":
+        if kind in ("AccountOpened", "AccountReset"):
             cash = record["cash"]
+            holdings.clear()
         elif kind == "CandleClosed":
             last_close[record["symbol"]] = record["close"]
         elif kind == "OrderFilled":

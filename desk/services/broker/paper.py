@@ -17,6 +17,7 @@ from typing import TypedDict
 from desk.config import FeesConfig
 from desk.core.events import (
     AccountOpened,
+    AccountReset,
     CandleClosed,
     Event,
     OrderAmended,
@@ -214,6 +215,11 @@ class PaperBroker:
         match event:
             case AccountOpened():
                 self._cash = event.cash
+            case AccountReset():
+                # Positions were flattened first; anything left (dust, a rejected exit) goes too.
+                self._cash = event.cash
+                self._holdings.clear()
+                self._orders.clear()
             case CandleClosed():
                 previous = self._candles.get(event.symbol)
                 if previous is None or event.ts >= previous.ts:  # an out-of-order candle must not rewind prices
