@@ -32,7 +32,8 @@ from desk.core.events import (
 )
 from desk.core.types import MINUTE_MS, Candle
 from desk.engines.bus import EventBus
-from desk.engines.reconfigure import reconfigure, restart_needed
+from desk.config_versions import live_changes, restart_required
+from desk.engines.reconfigure import reconfigure
 from desk.engines.trading import Command, TradingCore, WorkerResult
 from desk.engines.worker import Evaluation, Worker, WorkerStatus
 from desk.services.broker.paper import PaperBroker
@@ -342,8 +343,9 @@ class TradingRuntime:
             new = load_config(self.config_path)
         except ConfigError as exc:
             return self.core.acknowledge(command, "rejected", str(exc), ts)
-        needs_restart = restart_needed(self.config, new)
-        applied = reconfigure(self.core, new, ts)
+        needs_restart = restart_required(self.config, new)
+        applied = live_changes(self.config, new)
+        worker_changes = reconfigure(self.core, new, ts)
         self.config = self.core.config
         self.bus.publish(
             [
@@ -359,7 +361,7 @@ class TradingRuntime:
                     ts_event=ts,
                     config_hash=new.config_hash(),
                     workers=[w.name for w in self.core.workers],
-                    changes={"applied": applied, "needs_restart": needs_restart},
+                    changes={"applied": applied, "workers": worker_changes, "needs_restart": needs_restart},
                 ),
             ]
         )

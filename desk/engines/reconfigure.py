@@ -12,26 +12,14 @@ from desk.core.events import Event, WorkerStateChanged
 from desk.engines.trading import TradingCore
 from desk.engines.worker import Worker, WorkerStatus
 
+# What the running services were built from; desk.config_versions.restart_required names the keys.
 RESTART_SECTIONS = ("settings", "feed", "store", "telemetry")
 
 
-def restart_needed(old: DeskConfig, new: DeskConfig) -> list[str]:
-    """Key paths that changed but only take effect after a restart."""
-    changed = [section for section in RESTART_SECTIONS if getattr(old, section) != getattr(new, section)]
-    if old.portfolio.fees != new.portfolio.fees:
-        changed.append("portfolio.fees")
-    return changed
-
-
 def reconfigure(core: TradingCore, new: DeskConfig, ts: int) -> list[str]:
-    """Apply the live part of `new` to `core`; return one line per change applied."""
+    """Apply the live part of `new` to `core`; return one line per worker change made."""
     old = core.config
     applied: list[str] = []
-    for section in ("risk", "ml"):
-        if getattr(old, section) != getattr(new, section):
-            applied.append(section)
-    if old.portfolio.model_copy(update={"fees": new.portfolio.fees}) != new.portfolio:
-        applied.append("portfolio")
     # Keep what needs a restart as it is running now; take everything else from the new file.
     effective = new.model_copy(
         update={

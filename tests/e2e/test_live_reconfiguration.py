@@ -55,16 +55,18 @@ def test_reload_config_when_workers_change_then_live_parts_apply_and_restart_par
 
     records = read_journal(tmp_path / "journal")
     (changed,) = [r for r in records if r["type"] == "ConfigChanged"]
-    assert changed["needs_restart"] == ["feed"]
-    applied = "\n".join(changed["applied"])
-    for expected in (
-        "risk",
-        "btc-momentum: weight/risk/enabled",
-        "eth-macd: strategy or params",
-        "sol-breakout: added",
-        "eth-rsi: removed",
-    ):
-        assert expected in applied
+    assert changed["needs_restart"] == ["feed.simulated.speed"]
+    assert changed["applied"] == [
+        "risk.max_concurrent_positions",
+        "workers[btc-momentum].enabled",
+        "workers[eth-rsi]",
+        "workers[eth-macd].params.fast",
+        "workers[sol-breakout]",
+    ]
+    (applied,) = [r for r in records if r["type"] == "ConfigApplied" and r["seq"] > changed["seq"]]
+    worker_changes = "\n".join(applied["changes"]["workers"])
+    for expected in ("eth-macd: strategy or params", "sol-breakout: added", "eth-rsi: removed"):
+        assert expected in worker_changes
     assert [w.name for w in runtime.core.workers] == [
         "btc-momentum",
         "btc-breakout",
@@ -76,7 +78,7 @@ def test_reload_config_when_workers_change_then_live_parts_apply_and_restart_par
     assert runtime.config.feed.simulated.speed == 0  # the running feed is unchanged until a restart
     assert runtime.core.worker("btc-momentum").status.value == "disabled"
     (ack,) = [r for r in records if r["type"] == "CommandApplied" and r["command_id"] == command_id]
-    assert ack["status"] == "applied" and "restart needed for feed" in ack["detail"]
+    assert ack["status"] == "applied" and "restart needed for feed.simulated.speed" in ack["detail"]
     later_intents = {r["worker"] for r in records if r["type"] == "IntentProposed" and r["seq"] > changed["seq"]}
     assert "btc-momentum" not in later_intents and "eth-rsi" not in later_intents
 
