@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from desk.config import DeskConfig, load_config
+from desk.config_versions import live_changes, restart_required
 from desk.core.clock import Clock, SimulatedClock, WallClock
 from desk.core.errors import ConfigError
 from desk.core.events import (
@@ -32,7 +33,6 @@ from desk.core.events import (
 )
 from desk.core.types import MINUTE_MS, Candle
 from desk.engines.bus import EventBus
-from desk.config_versions import live_changes, restart_required
 from desk.engines.reconfigure import reconfigure
 from desk.engines.trading import Command, TradingCore, WorkerResult
 from desk.engines.worker import Evaluation, Worker, WorkerStatus

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Bump when a projection table changes shape: a store whose database says otherwise rebuilds on open.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 metadata = MetaData()
 
@@ -89,6 +89,8 @@ intents = Table(
     Column("status", String, nullable=False),
     Column("deny_rule", String),
     Column("deny_reason", Text),
+    # The control room's learner view lists a worker's intents.
+    Index("ix_intents_worker", "worker"),
 )
 
 orders = Table(
@@ -157,6 +159,8 @@ positions = Table(
     Column("fees", Float, nullable=False),
     Column("exit_reason", String),
     Column("updated_seq", BigInteger, nullable=False),
+    # The control room lists open positions; closed ones pile up, open ones stay a handful.
+    Index("ix_positions_status", "status"),
 )
 
 trades = Table(
@@ -176,7 +180,8 @@ trades = Table(
     Column("net_pnl", Float, nullable=False),
     Column("r_multiple", Float, nullable=False),
     Column("exit_reason", String, nullable=False),
-    Index("ix_trades_worker", "worker"),
+    # (worker, exit_ts): a worker's trades in exit order, for its sub-ledger curve and filtered ledgers.
+    Index("ix_trades_worker_exit_ts", "worker", "exit_ts"),
     Index("ix_trades_symbol", "symbol"),
     Index("ix_trades_exit_ts", "exit_ts"),
 )
@@ -205,6 +210,7 @@ worker_faults = Table(
     Column("error_type", String, nullable=False),
     Column("message", Text, nullable=False),
     Column("consecutive", Integer, nullable=False),
+    Index("ix_worker_faults_worker", "worker"),
 )
 
 worker_state = Table(

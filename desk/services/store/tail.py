@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from desk.core.errors import JournalError
 from desk.services.store.journal import Journal
 
-__all__ = ["JournalFollower", "format_record", "tail"]
+__all__ = ["JournalFollower", "format_detail", "format_record", "tail"]
 
 Record = dict[str, Any]
 
@@ -117,15 +117,20 @@ def _generic(record: Record) -> str:
     return " ".join(f"{k}={_num(v)}" for k, v in record.items() if k not in _ENVELOPE)
 
 
+def format_detail(record: Record) -> str:
+    """Return the fields that matter for the record's type, as in `format_record` without the envelope."""
+    formatter = _FORMATTERS.get(str(record.get("type", "?")), _generic)
+    try:
+        return formatter(record)
+    except (KeyError, TypeError, ValueError):
+        return _generic(record)  # a record from an older or newer grammar still prints
+
+
 def format_record(record: Record) -> str:
     """Return one human line: UTC minute, type, worker, symbol, then the fields that matter for that type."""
     when = datetime.fromtimestamp(record.get("ts_event", 0) / 1000, UTC).strftime("%Y-%m-%d %H:%M")
     event_type = str(record.get("type", "?"))
-    formatter = _FORMATTERS.get(event_type, _generic)
-    try:
-        detail = formatter(record)
-    except (KeyError, TypeError, ValueError):
-        detail = _generic(record)  # a record from an older or newer grammar still prints
+    detail = format_detail(record)
     worker = record.get("worker") or "-"
     symbol = record.get("symbol") or "-"
     return f"{when}  {event_type:<{_TYPE_WIDTH}}  {worker:<12}  {symbol:<9}  {detail}".rstrip()
