@@ -1,11 +1,12 @@
 # `make run` and `make test` bootstrap .venv from requirements.txt on a fresh machine.
+# `make run` starts the daemon and the control room together; `make daemon` only the daemon.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 CONFIG ?= configs/config.yaml
 
-.PHONY: run daemon test lint format bench clean-logs
+.PHONY: venv run daemon test lint format bench clean-logs
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,14 +17,16 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) main.py --config $(CONFIG)
+	scripts/run_desk.sh --config $(CONFIG)
 
 daemon: $(STAMP)
 	$(PY) main.py --config $(CONFIG)
 
+# The browser test drives Debian's chromium: install it (a no-op when present) rather than assume it.
 test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -269,11 +269,24 @@ class StoreReader:
         return {key: value for key, value in self._db.rows("SELECT key, value FROM runtime_status")}
 
     def feed_status(self) -> pd.DataFrame:
-        """Return the last candle of every symbol (symbol, ts, time, close, behind_ms vs the newest symbol)."""
+        """Return the last candle of every symbol (symbol, ts, time, close, behind_ms vs the newest symbol).
+
+        One query, but not `GROUP BY symbol`: SQLite answers that by reading the
+        whole (symbol, ts) primary-key index, ~10M entries a year at 20 symbols.
+        Walking the index instead (next symbol after the last one, then that
+        symbol's newest ts) costs two index seeks per symbol: 0.1 ms instead of
+        140 ms on 2M candles.
+        """
         rows = self._db.rows(
-            "SELECT c.symbol, c.ts, c.close FROM candles c"
-            " JOIN (SELECT symbol, MAX(ts) AS ts FROM candles GROUP BY symbol) m ON c.symbol = m.symbol AND c.ts = m.ts"
-            " ORDER BY c.symbol"
+            """WITH RECURSIVE symbols(symbol) AS (
+                   SELECT MIN(symbol) FROM candles
+                   UNION ALL
+                   SELECT (SELECT MIN(c.symbol) FROM candles c WHERE c.symbol > symbols.symbol)
+                   FROM symbols WHERE symbols.symbol IS NOT NULL)
+               SELECT c.symbol, c.ts, c.close FROM symbols s
+               JOIN candles c ON c.symbol = s.symbol
+                             AND c.ts = (SELECT MAX(m.ts) FROM candles m WHERE m.symbol = s.symbol)
+               ORDER BY c.symbol"""
         )
         frame = frame_of([(symbol, ts, None, close, None) for symbol, ts, close in rows], FEED_COLUMNS)
         if not frame.empty:

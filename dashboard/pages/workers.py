@@ -1,0 +1,132 @@
+"""Workers: what each strategy worker has earned, its sub-ledger curve, its faults and its learner scores.
+
+Attribution comes from the closed trades (net of every fee), so the workers'
+net PnL adds up to the account's realised PnL; faults and states come from
+the daemon's worker tables, scores and vetoes from the learner's records.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import common
+
+MONEY = st.column_config.NumberColumn(format="dollar")
+ATTRIBUTION_VIEW = ["worker", "state", "trades", "win_rate", "net_pnl", "realized_pnl", "fees", "expectancy"]
+ATTRIBUTION_VIEW += ["expectancy_r", "avg_win", "avg_loss", "max_drawdown", "faults", "open_positions", "state_reason"]
+
+
+def show_attribution(attribution: pd.DataFrame) -> None:
+    """The per-worker table and a bar of each worker's net PnL."""
+    st.subheader("Attribution")
+    if attribution.empty:
+        st.info("No worker has traded, faulted or changed state yet.")
+        return
+    st.dataframe(
+        attribution[ATTRIBUTION_VIEW],
+        hide_index=True,
+        width="stretch",
+        key="attribution_table",
+        column_config={
+            "win_rate": st.column_config.NumberColumn("win rate", format="percent"),
+            "net_pnl": st.column_config.NumberColumn("net PnL", format="dollar"),
+            "realized_pnl": st.column_config.NumberColumn("gross PnL", format="dollar"),
+            "fees": MONEY,
+            "expectancy": st.column_config.NumberColumn("expectancy / trade", format="dollar"),
+            "expectancy_r": st.column_config.NumberColumn("expectancy R", format="%.2f"),
+            "avg_win": MONEY,
+            "avg_loss": MONEY,
+            "max_drawdown": st.column_config.NumberColumn("max drawdown", format="dollar"),
+        },
+    )
+    st.caption(
+        "Win rate: trades netting more than zero after fees. Expectancy: net PnL per trade. "
+        "Max drawdown: the deepest fall of the worker's cumulative net PnL from its running peak."
+    )
+    colors = ["#2e7d32" if value >= 0 else "#c62828" for value in attribution["net_pnl"]]
+    figure = go.Figure(go.Bar(x=attribution["worker"], y=attribution["net_pnl"], marker_color=colors))
+    figure.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="net PnL")
+    st.plotly_chart(figure, key="attribution_chart", width="stretch")
+
+
+def show_worker_curve(worker: str) -> None:
+    """One worker's sub-ledger: cumulative net PnL by exit time."""
+    curve = common.worker_equity(worker)
+    if curve.empty:
+        st.info(f"{worker} has no closed trades yet.")
+        return
+    figure = go.Figure(
+        go.Scatter(
+            x=curve["time"],
+            y=curve["cum_net_pnl"],
+            mode="lines+markers" if len(curve) < 60 else "lines",
+            name=worker,
+            customdata=curve["trades"],
+            hovertemplate="%{x}<br>%{y:$,.2f} after %{customdata} trades<extra></extra>",
+        )
+    )
+    figure.add_hline(y=0, line={"color": "#9e9e9e", "width": 1})
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="cumulative net PnL")
+    st.plotly_chart(figure, key="worker_curve_chart", width="stretch")
+
+
+def show_faults(worker: str) -> None:
+    """The worker's newest faults."""
+    faults = common.worker_faults(worker=worker)
+    st.markdown("**Faults**")
+    if faults.empty:
+        st.caption("No faults recorded.")
+        return
+    st.dataframe(
+        faults[["time", "worker", "symbol", "error_type", "message", "consecutive"]],
+        hide_index=True,
+        width="stretch",
+        key="faults_table",
+    )
+
+
+def show_learner_summary() -> None:
+    """What the learner made of every worker's intents: counts, vetoes, outcomes and mean scores."""
+    st.subheader("Learner")
+    summary = common.learner_summary()
+    if summary.empty:
+        st.info("No intents recorded yet.")
+        return
+    st.dataframe(summary, hide_index=True, width="stretch", key="learner_summary_table")
+    st.caption("The learner records scores and outcomes; it vetoes only below `ml.veto_below` (0 keeps every intent).")
+
+
+def show_learner(worker: str) -> None:
+    """The worker's newest intents with their score, veto, risk outcome and trade result."""
+    st.markdown("**Learner scores and vetoes**")
+    scores = common.learner_scores(worker=worker, limit=200)
+    if scores.empty:
+        st.caption("No intents recorded yet.")
+        return
+    st.dataframe(
+        scores[["time", "worker", "symbol", "side", "confidence", "score", "vetoed", "status", "deny_rule"]]
+        .assign(net_pnl=scores["net_pnl"], won=scores["won"])
+        .rename(columns={"deny_rule": "denied by"}),
+        hide_index=True,
+        width="stretch",
+        key="learner_scores_table",
+        column_config={"net_pnl": st.column_config.NumberColumn("trade net PnL", format="dollar")},
+    )
+
+
+common.page_header("Workers")
+attribution = common.worker_attribution()
+show_attribution(attribution)
+show_learner_summary()
+st.subheader("Worker detail")
+# Attribution order first (best net PnL), then any worker only the other tables mention.
+names = list(dict.fromkeys([*attribution["worker"], *common.known_workers()]))
+if names:
+    selected = st.selectbox("Worker", names, key="workers_choice")
+    show_worker_curve(selected)
+    show_faults(selected)
+    show_learner(selected)
+else:
+    st.info("No workers in this store yet.")
