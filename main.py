@@ -13,7 +13,7 @@ from desk.core.errors import ConfigError, DeskError
 
 DEFAULT_CONFIG = "configs/config.yaml"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_CONFIG = 0, 1, 2
-COMMANDS = ("halt", "resume", "flatten", "pause_worker", "resume_worker")
+COMMANDS = ("halt", "resume", "flatten", "reset_account", "pause_worker", "resume_worker")
 
 
 def _parser() -> argparse.ArgumentParser:
