@@ -108,6 +108,9 @@ class FeesConfig(_Section):
     max_volume_fraction: float = Field(
         0.25, gt=0, le=1, description="a limit order fills at most this share of a candle"
     )
+    fill_at: Literal["next_open", "close"] = Field(
+        "next_open", description="market orders sent at a candle's close fill at the next open, or at that close"
+    )
 
 
 class PortfolioConfig(_Section):

@@ -206,6 +206,31 @@ class OrderAmended(Event):
     stop_price: float
 
 
+# --- execution intentions, journaled before the order is sent ---------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryPlanned(Event):
+    """What the position will be once its entry order fills; recorded before the order is sent."""
+
+    order_id: str
+    position_id: str
+    qty: float
+    stop_price: float
+    take_profit: float | None
+    risk_usd: float
+    trailing_stop_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitRequested(Event):
+    """A position is to be closed at market, and why; recorded before the exit order is sent."""
+
+    position_id: str
+    order_id: str
+    reason: str
+
+
 # --- positions ---------------------------------------------------------------------------
 
 

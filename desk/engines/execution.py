@@ -1,10 +1,13 @@
 """The execution engine: the only engine that talks to the broker.
 
-It opens a position with a market entry, then protects it with a stop order
-and a take-profit limit order that share one quantity (an OCO pair at the
-broker). The broker matches those against every candle, gap-aware and stop
-first, so exits are intrabar; the engine turns their fills into position
-events, trails stops, and closes positions on a strategy's exit signal.
+An entry is journaled as `EntryPlanned` (its stop, take-profit and risk) before
+the market order is sent; when the order fills, now or at the next candle's
+open, the position opens and is protected by a stop order and a take-profit
+limit order sharing one quantity (an OCO group at the broker). The broker
+matches those against every candle, gap-aware and stop first, so exits are
+intrabar. A strategy's exit is journaled as `ExitRequested` and sent as a
+market sell in the same OCO group, so the position stays protected until the
+exit actually fills, whichever fill convention the broker uses.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass
 
 from desk.core.events import (
     AccountReset,
+    EntryPlanned,
     Event,
+    ExitRequested,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
@@ -24,7 +29,7 @@ from desk.core.events import (
     PositionReduced,
     StopMoved,
 )
-from desk.core.types import Candle, OrderPurpose, OrderRequest, OrderType, Side
+from desk.core.types import MINUTE_MS, Candle, OrderPurpose, OrderRequest, OrderType, Side
 from desk.engines.bus import Publisher
 from desk.services.broker.base import Broker
 
@@ -53,6 +58,7 @@ class Position:
     exit_fees: float = 0.0
     stop_order_id: str = ""
     take_profit_order_id: str = ""
+    exit_order_id: str = ""
     exit_reason: str = ""
 
 
@@ -73,13 +79,19 @@ class ExecutionEngine:
         self._broker = broker
         self._bus = bus
         self.positions: dict[str, Position] = {}  # by worker: one position per worker
+        self.pending_entries: dict[str, EntryPlanned] = {}  # by entry order id, until it fills or dies
 
     # --- state -----------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, AccountReset):
-            self.positions.clear()
+        if isinstance(event, OrderSubmitted | OrderCancelled | OrderRejected):
+            self._apply_order_event(event)
+        elif isinstance(event, EntryPlanned):
+            self.pending_entries[event.order_id] = event
         elif isinstance(event, PositionOpened):
+            # The plan is done once its position exists (a remainder the broker drops changes nothing).
+            for order_id in [o for o, p in self.pending_entries.items() if p.position_id == event.position_id]:
+                del self.pending_entries[order_id]
             self.positions[event.worker] = Position(
                 position_id=event.position_id,
                 worker=event.worker,
@@ -95,12 +107,9 @@ class ExecutionEngine:
                 trailing_stop_pct=event.trailing_stop_pct,
                 original_qty=event.qty,
             )
-        elif isinstance(event, OrderSubmitted) and event.position_id:
-            position = self._position_by_id(event.position_id)
-            if position is not None and event.purpose == OrderPurpose.STOP_LOSS:
-                position.stop_order_id = event.order_id
-            elif position is not None and event.purpose == OrderPurpose.TAKE_PROFIT:
-                position.take_profit_order_id = event.order_id
+        elif isinstance(event, ExitRequested):
+            position = self.positions[event.worker]
+            position.exit_order_id, position.exit_reason = event.order_id, event.reason
         elif isinstance(event, PositionReduced):
             position = self.positions[event.worker]
             position.qty = event.remaining_qty
@@ -110,20 +119,38 @@ class ExecutionEngine:
             self.positions[event.worker].stop_price = event.stop_price
         elif isinstance(event, PositionClosed):
             self.positions.pop(event.worker, None)
+        elif isinstance(event, AccountReset):
+            self.positions.clear()
+            self.pending_entries.clear()
 
-    def _position_by_id(self, position_id: str) -> Position | None:
-        for position in self.positions.values():
-            if position.position_id == position_id:
-                return position
-        return None
+    def _apply_order_event(self, event: OrderSubmitted | OrderCancelled | OrderRejected) -> None:
+        if isinstance(event, OrderCancelled | OrderRejected):
+            self.pending_entries.pop(event.order_id, None)
+            position = self.positions.get(event.worker)
+            if position is not None and event.order_id == position.exit_order_id:
+                position.exit_order_id = ""  # the exit died; a later signal may try again
+        elif isinstance(event, OrderSubmitted) and event.position_id:
+            position = self.positions.get(event.worker)
+            if position is None or position.position_id != event.position_id:
+                return
+            if event.purpose == OrderPurpose.STOP_LOSS:
+                position.stop_order_id = event.order_id
+            elif event.purpose == OrderPurpose.TAKE_PROFIT:
+                position.take_profit_order_id = event.order_id
 
     def has_position(self, worker: str) -> bool:
-        return worker in self.positions
+        """True while the worker holds a position or waits for its entry to fill."""
+        return worker in self.positions or any(p.worker == worker for p in self.pending_entries.values())
+
+    @property
+    def committed_positions(self) -> int:
+        """Open positions plus entries on their way: what the concurrency limit counts."""
+        return len(self.positions) + len(self.pending_entries)
 
     # --- entries ---------------------------------------------------------------------------------
 
     def enter(self, plan: EntryPlan, ts_event: int) -> list[Event]:
-        """Send the market entry; on its fill, open the position and place its protection."""
+        """Journal the plan, send the market entry, and book its fill if the broker filled it at once."""
         order = OrderRequest(
             order_id=self._bus.new_id("o"),
             worker=plan.worker,
@@ -135,35 +162,47 @@ class ExecutionEngine:
             position_id=self._bus.new_id("p"),
             correlation_id=plan.intent_id,
         )
-        published = self._bus.publish(self._broker.submit(order, ts_event))
-        fills = [e for e in published if isinstance(e, OrderFilled)]
-        if not fills:
-            return published
-        qty = sum(f.qty for f in fills)
-        price = sum(f.qty * f.price for f in fills) / qty
-        fee = sum(f.fee for f in fills)
         market = self._broker.markets()[plan.symbol]
-        opened = PositionOpened(
+        planned = EntryPlanned(
             ts_event=ts_event,
             correlation_id=plan.intent_id,
-            causation_id=fills[-1].id,
             worker=plan.worker,
             symbol=plan.symbol,
+            order_id=order.order_id,
             position_id=order.position_id,
-            qty=qty,
-            entry_price=price,
+            qty=plan.qty,
             stop_price=market.round_price(plan.stop_price),
             take_profit=market.round_price(plan.take_profit) if plan.take_profit is not None else None,
-            entry_fee=fee,
             risk_usd=plan.risk_usd,
             trailing_stop_pct=plan.trailing_stop_pct,
         )
-        published += self._bus.publish([opened])
-        published += self._protect(self.positions[plan.worker], ts_event)
-        return published
+        published = self._bus.publish([planned])
+        events = self._bus.publish(self._broker.submit(order, ts_event))
+        return published + events + self._book_fills(events)
+
+    def _open(self, planned: EntryPlanned, fill: OrderFilled) -> list[Event]:
+        stop = planned.stop_price
+        opened = PositionOpened(
+            ts_event=fill.ts_event,
+            correlation_id=planned.correlation_id,
+            causation_id=fill.id,
+            worker=planned.worker,
+            symbol=planned.symbol,
+            position_id=planned.position_id,
+            qty=fill.qty,
+            entry_price=fill.price,
+            stop_price=stop,
+            take_profit=planned.take_profit,
+            entry_fee=fill.fee,
+            # What is really at risk depends on where the entry filled, not where it was planned.
+            risk_usd=max(fill.qty * (fill.price - stop), 0.0),
+            trailing_stop_pct=planned.trailing_stop_pct,
+        )
+        published = self._bus.publish([opened])
+        return published + self._protect(self.positions[planned.worker], fill.ts_event)
 
     def _protect(self, position: Position, ts_event: int) -> list[Event]:
-        group = f"oco-{position.position_id}"
+        group = self._oco_group(position)
         requests = [self._exit_order(position, OrderType.STOP, OrderPurpose.STOP_LOSS, group, position.stop_price)]
         if position.take_profit is not None:
             take = self._exit_order(position, OrderType.LIMIT, OrderPurpose.TAKE_PROFIT, group, position.take_profit)
@@ -177,6 +216,10 @@ class ExecutionEngine:
                 published += self.exit(position.worker, f"protective {request.purpose.value} rejected", ts_event)
                 break
         return published
+
+    @staticmethod
+    def _oco_group(position: Position) -> str:
+        return f"oco-{position.position_id}"
 
     def _exit_order(
         self, position: Position, order_type: OrderType, purpose: OrderPurpose, oco_group: str, price: float | None
@@ -200,43 +243,56 @@ class ExecutionEngine:
     # --- exits -----------------------------------------------------------------------------------
 
     def on_candle(self, candle: Candle) -> list[Event]:
-        """Match resting orders against the candle, book exits, then trail stops."""
+        """Match resting orders against the candle, book entries and exits, then trail stops."""
         published = self._bus.publish(self._broker.on_candle(candle))
-        published += self._book_exit_fills(published, candle.ts + 60_000)
+        published += self._book_fills(published)
         for position in list(self.positions.values()):
             if position.symbol == candle.symbol and position.trailing_stop_pct:
                 published += self._trail(position, candle)
         return published
 
     def exit(self, worker: str, reason: str, ts_event: int) -> list[Event]:
-        """Close a worker's position at market, cancelling its protective orders first."""
-        position = self.positions.get(worker)
-        if position is None:
-            return []
+        """Close a worker's position at market; an entry still waiting to fill is cancelled instead."""
         published: list[Event] = []
-        for order_id in (position.stop_order_id, position.take_profit_order_id):
-            if order_id:
-                published += self._bus.publish(self._broker.cancel(order_id, f"exit: {reason}", ts_event))
-        position.exit_reason = reason
-        order = self._exit_order(position, OrderType.MARKET, OrderPurpose.EXIT, "", None)
+        for order_id, planned in list(self.pending_entries.items()):
+            if planned.worker == worker:
+                published += self._bus.publish(
+                    self._broker.cancel(order_id, f"exit before entry filled: {reason}", ts_event)
+                )
+        position = self.positions.get(worker)
+        if position is None or position.exit_order_id:
+            return published  # nothing held, or an exit is already on its way
+        # The market sell joins the protective orders' OCO group: they stay in force until it
+        # fills, and its fill cancels them.
+        order = self._exit_order(position, OrderType.MARKET, OrderPurpose.EXIT, self._oco_group(position), None)
+        requested = ExitRequested(
+            ts_event=ts_event,
+            correlation_id=position.intent_id,
+            worker=worker,
+            symbol=position.symbol,
+            position_id=position.position_id,
+            order_id=order.order_id,
+            reason=reason,
+        )
+        published += self._bus.publish([requested])
         events = self._bus.publish(self._broker.submit(order, ts_event))
-        published += events
-        published += self._book_exit_fills(events, ts_event)
-        if position.position_id and worker in self.positions and not any(isinstance(e, OrderFilled) for e in events):
-            # The exit did not fill (rejected): put the protection back rather than sit naked.
-            published += self._protect(position, ts_event)
-        return published
+        return published + events + self._book_fills(events)
 
     def flatten(self, reason: str, ts_event: int) -> list[Event]:
         published: list[Event] = []
-        for worker in sorted(self.positions):
+        for worker in sorted({*self.positions, *(p.worker for p in self.pending_entries.values())}):
             published += self.exit(worker, reason, ts_event)
         return published
 
-    def _book_exit_fills(self, events: Iterable[Event], ts_event: int) -> list[Event]:
+    def _book_fills(self, events: Iterable[Event]) -> list[Event]:
         published: list[Event] = []
         for fill in events:
-            if not isinstance(fill, OrderFilled) or fill.purpose == OrderPurpose.ENTRY or not fill.position_id:
+            if not isinstance(fill, OrderFilled) or not fill.position_id:
+                continue
+            if fill.purpose == OrderPurpose.ENTRY:
+                planned = self.pending_entries.get(fill.order_id)
+                if planned is not None and fill.worker not in self.positions:
+                    published += self._open(planned, fill)
                 continue
             position = self.positions.get(fill.worker)
             if position is None or position.position_id != fill.position_id:
@@ -297,7 +353,7 @@ class ExecutionEngine:
         candidate = market.round_price(candle.high * (1.0 - position.trailing_stop_pct))
         if candidate <= position.stop_price or not position.stop_order_id or candidate >= candle.close:
             return []
-        ts_event = candle.ts + 60_000
+        ts_event = candle.ts + MINUTE_MS
         published = self._bus.publish(self._broker.amend_stop(position.stop_order_id, candidate, ts_event))
         if any(isinstance(e, OrderCancelled) for e in published):
             return published

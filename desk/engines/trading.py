@@ -183,7 +183,7 @@ class TradingCore:
         else:
             check = self.risk.check_entry(
                 worker_has_position=self.execution.has_position(worker.name),
-                open_positions=len(self.execution.positions) + open_before,
+                open_positions=self.execution.committed_positions + open_before,
             )
             denial = (check.rule, check.reason) if check else None
         if denial is not None:

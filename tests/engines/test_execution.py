@@ -15,14 +15,14 @@ from desk.engines.execution import EntryPlan, ExecutionEngine
 from desk.services.broker.paper import PaperBroker
 
 MARKET = Market("BTC/USD", "BTC", "USD", amount_decimals=8, price_decimals=2, min_amount=0.0001, min_cost=0.5)
-NO_SLIPPAGE = FeesConfig(slippage_bps=0.0, impact_bps_per_volume_pct=0.0)
+NO_SLIPPAGE = FeesConfig(slippage_bps=0.0, impact_bps_per_volume_pct=0.0, fill_at="close")
 
 
 class Desk:
     """A bus, a paper broker and the execution engine, wired as the runtime wires them."""
 
-    def __init__(self, cash: float = 10_000.0) -> None:
-        self.broker = PaperBroker({MARKET.symbol: MARKET}, NO_SLIPPAGE)
+    def __init__(self, cash: float = 10_000.0, fees: FeesConfig = NO_SLIPPAGE) -> None:
+        self.broker = PaperBroker({MARKET.symbol: MARKET}, fees)
         self.bus = EventBus(SimulatedClock(0))
         self.execution = ExecutionEngine(self.broker, self.bus)
         self.events: list[Event] = []
@@ -139,3 +139,51 @@ def test_replay_when_journal_is_applied_to_fresh_engines_then_positions_match(de
     assert fresh.execution.positions == desk.execution.positions
     assert fresh.broker.open_orders == desk.broker.open_orders
     assert fresh.broker.cash == desk.broker.cash
+
+
+NEXT_OPEN = FeesConfig(slippage_bps=0.0, impact_bps_per_volume_pct=0.0, fill_at="next_open")
+
+
+@pytest.fixture
+def next_open_desk() -> Desk:
+    desk = Desk(fees=NEXT_OPEN)
+    desk.candle(100, 100, 100, 100)
+    return desk
+
+
+def test_enter_when_fills_at_next_open_then_position_opens_on_the_next_candle_at_its_open(next_open_desk: Desk) -> None:
+    desk = next_open_desk
+    desk.enter()
+    assert desk.execution.positions == {} and desk.execution.has_position("w1")
+    assert desk.execution.committed_positions == 1
+    desk.candle(101, 102, 100.5, 101.5)
+    position = desk.execution.positions["w1"]
+    assert position.entry_price == 101.0 and position.qty == 10.0
+    assert position.risk_usd == 10.0 * (101.0 - 95.0)  # risk measured from the real fill, not the plan
+    assert desk.execution.pending_entries == {}
+    assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["stop_loss", "take_profit"]
+
+
+def test_exit_when_fills_at_next_open_then_protection_holds_until_the_exit_fills_at_that_open(
+    next_open_desk: Desk,
+) -> None:
+    desk = next_open_desk
+    desk.enter()
+    desk.candle(101, 102, 100.5, 101.5)
+    desk.execution.exit("w1", "signal: faded", desk.minute * 60_000)
+    assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["exit", "stop_loss", "take_profit"]
+    desk.execution.exit("w1", "signal: again", desk.minute * 60_000)  # a repeated signal sends nothing more
+    assert len(desk.broker.open_orders) == 3
+    desk.candle(103, 111, 94, 100)  # the open comes first: the exit fills there, stop and target are cancelled
+    closed = desk.closed()
+    assert (closed.exit_reason, closed.exit_price) == ("signal: faded", 103.0)
+    assert desk.broker.open_orders == () and desk.broker.holding(MARKET.symbol) == 0.0
+
+
+def test_exit_when_entry_has_not_filled_yet_then_the_entry_is_cancelled(next_open_desk: Desk) -> None:
+    desk = next_open_desk
+    desk.enter()
+    desk.execution.exit("w1", "signal: changed its mind", desk.minute * 60_000)
+    assert desk.execution.pending_entries == {} and not desk.execution.has_position("w1")
+    desk.candle(101, 102, 100.5, 101.5)
+    assert desk.execution.positions == {} and desk.broker.cash == 10_000.0

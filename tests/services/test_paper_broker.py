@@ -35,7 +35,12 @@ BTC = "BTC/USD"
 ETH = "ETH/USD"
 # Pinned rather than the defaults, so the hand-worked numbers below stay true if defaults move.
 FEES = FeesConfig(
-    taker=0.0026, maker=0.0016, slippage_bps=2.0, impact_bps_per_volume_pct=10.0, max_volume_fraction=0.25
+    taker=0.0026,
+    maker=0.0016,
+    slippage_bps=2.0,
+    impact_bps_per_volume_pct=10.0,
+    max_volume_fraction=0.25,
+    fill_at="close",
 )
 MARKETS = {
     BTC: Market(BTC, "BTC", "USD", amount_decimals=8, price_decimals=1, min_amount=0.0001, min_cost=5.0),

@@ -123,7 +123,8 @@ class PaperBroker:
             **_envelope(order, now_ms),
         )
         events: list[Event] = [submitted]
-        if order.order_type is OrderType.MARKET:
+        # With fill_at="next_open" a market order rests until the next candle and fills at its open.
+        if order.order_type is OrderType.MARKET and self._fees.fill_at == "close":
             pending = _open_order(submitted)
             candle = self._candles[order.symbol]
             price = self._slipped(candle.close, order.side, order.qty, candle.volume)
@@ -161,9 +162,10 @@ class PaperBroker:
             return []
         ts = candle.ts + MINUTE_MS
         live = [o for o in self._orders.values() if o.symbol == candle.symbol and o.submitted_ms < ts]
+        # Market orders sent at the last close trade at this open, before anything else can happen.
         # The path inside a bar is unknown; when a stop and a take-profit are both touched, assume
         # the stop came first. sorted() is stable, so submission order holds within each kind.
-        live.sort(key=lambda o: o.order_type is not OrderType.STOP)
+        live.sort(key=lambda o: _MATCH_ORDER[o.order_type])
         # Working copies: fills decided earlier in this candle must bind the later decisions.
         remaining = {o.order_id: o.remaining for o in self._orders.values()}
         cash, held = self._cash, self.holding(candle.symbol)
@@ -173,7 +175,7 @@ class PaperBroker:
             touched = _touch(order, candle)
             if left <= 0 or touched is None:
                 continue
-            taker = order.order_type is OrderType.STOP
+            taker = order.order_type is not OrderType.LIMIT
             qty = left if taker else min(left, market.floor_amount(self._fees.max_volume_fraction * candle.volume))
             if qty <= 0:
                 continue
@@ -206,6 +208,11 @@ class PaperBroker:
             held = round(held + signed, market.amount_decimals)
             cash -= signed * price + fill.fee
             events += self._oco_effects(order, market, qty, remaining, ts)
+            if order.order_type is OrderType.MARKET and fill.remaining_qty > 0:
+                # A market order never rests: what cash or holdings could not cover is dropped.
+                why = f"unfilled remainder {fill.remaining_qty} {candle.symbol}: not enough cash or holdings"
+                events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
+                remaining[order.order_id] = 0.0
         return events
 
     # --- state -------------------------------------------------------------------------------
@@ -295,7 +302,7 @@ class PaperBroker:
         if order.side is Side.BUY:
             need = self._buy_cost(order.order_type, qty, reference, candle.volume)
             buys = [o for o in self._orders.values() if o.side is Side.BUY]
-            held_back = sum(self._buy_cost(o.order_type, o.remaining, _price(o), 0.0) for o in buys)
+            held_back = sum(self._buy_cost(o.order_type, o.remaining, self._reference(o), 0.0) for o in buys)
             have = self._cash - held_back
             if need > have:
                 detail = f" ({held_back:.2f} {self._quote} held for open buy orders)" if held_back else ""
@@ -323,6 +330,13 @@ class PaperBroker:
                 f"({self.holding(symbol)} held, {committed} committed to open sell orders)"
             )
         return ""
+
+    def _reference(self, order: OpenOrder) -> float:
+        """The price an open order is expected to trade at: its limit or stop, a market order the last close."""
+        if order.limit_price or order.stop_price:
+            return order.limit_price or order.stop_price or 0.0
+        candle = self._candles.get(order.symbol)
+        return candle.close if candle else 0.0
 
     def _buy_cost(self, order_type: OrderType, qty: float, price: float, volume: float) -> float:
         """Cash a buy needs including fees: resting limits are maker and unslipped, the rest taker."""
@@ -391,6 +405,8 @@ def _touch(order: OpenOrder, candle: Candle) -> float | None:
             return max(candle.open, stop)
         if not buy and candle.low <= stop:
             return min(candle.open, stop)
+    elif order.order_type is OrderType.MARKET:
+        return candle.open
     elif order.order_type is OrderType.LIMIT and order.limit_price is not None:
         limit = order.limit_price
         if buy and candle.low <= limit:
@@ -400,8 +416,7 @@ def _touch(order: OpenOrder, candle: Candle) -> float | None:
     return None
 
 
-def _price(order: OpenOrder) -> float:
-    return order.limit_price or order.stop_price or 0.0
+_MATCH_ORDER = {OrderType.MARKET: 0, OrderType.STOP: 1, OrderType.LIMIT: 2}
 
 
 def _rounded(market: Market | None, price: float | None) -> float | None:
