@@ -270,13 +270,8 @@ class TradingRuntime:
         return RunSummary(self.candles_processed, self.bus.last_seq - events_before, self._stop_reason or "")
 
     async def _process_minute(self, candles: list[Candle]) -> None:
-        ts = candles[0].ts + MINUTE_MS
-        self.clock.advance_to(ts)
-        self.core.on_candles(candles)
-        by_symbol = {c.symbol: c for c in candles}
-        results = self._evaluate(by_symbol)
-        self.core.on_evaluations(results, {s: c.close for s, c in by_symbol.items()}, ts)
-        self.core.sample_equity(ts)
+        self.clock.advance_to(candles[0].ts + MINUTE_MS)
+        self.core.step(candles, self._evaluate)
         self._apply_commands()
         self.store.flush()
         self.candles_processed += 1

@@ -126,6 +126,15 @@ class CandleClosed(Event):
     volume: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedGap(Event):
+    """A symbol's candles skipped minutes: nothing traded there in between, or the data has a hole."""
+
+    after_ts: int
+    next_ts: int
+    missing_minutes: int
+
+
 # --- decisions ---------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ events through the bus, which applies them to the engines' state at once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from desk.config import DeskConfig
@@ -18,6 +18,7 @@ from desk.core.events import (
     CommandApplied,
     EquitySampled,
     Event,
+    FeedGap,
     IntentProposed,
     IntentScored,
     OrderDenied,
@@ -35,6 +36,7 @@ from desk.engines.worker import Evaluation, Worker, WorkerStatus
 from desk.services.broker.base import Broker
 
 WorkerResult = Evaluation | BaseException | str  # a string is a timeout description
+Evaluator = Callable[[dict[str, Candle]], list[tuple[Worker, WorkerResult]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +97,43 @@ class TradingCore:
 
     # --- one minute ----------------------------------------------------------------------------
 
+    def step(self, candles: Sequence[Candle], evaluate: Evaluator) -> int:
+        """Handle one minute: candles in, exits, decisions, entries, the equity sample; return its close time."""
+        ts = candles[0].ts + MINUTE_MS
+        self.on_candles(candles)
+        by_symbol = {c.symbol: c for c in candles}
+        self.on_evaluations(evaluate(by_symbol), {s: c.close for s, c in by_symbol.items()}, ts)
+        self.sample_equity(ts)
+        return ts
+
+    def evaluate_inline(self, by_symbol: dict[str, Candle]) -> list[tuple[Worker, WorkerResult]]:
+        """Evaluate the workers one after another on this thread (backtests: no wall-clock time limit)."""
+        results: list[tuple[Worker, WorkerResult]] = []
+        for worker in self.workers:
+            candle = by_symbol.get(worker.symbol)
+            if candle is None or not worker.evaluates:
+                continue
+            try:
+                results.append((worker, worker.evaluate(candle)))
+            except Exception as error:  # a strategy's fault is its worker's alone
+                results.append((worker, error))
+        return results
+
     def remember(self, candle: Candle) -> None:
         history = self.recent.get(candle.symbol)
         if history is None:
             history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
+        elif candle.ts - history[-1].ts > MINUTE_MS:
+            # The feed skipped minutes for this symbol: say so, so nobody reads the hole as a flat market.
+            missing = (candle.ts - history[-1].ts) // MINUTE_MS - 1
+            gap = FeedGap(
+                ts_event=candle.ts,
+                symbol=candle.symbol,
+                after_ts=history[-1].ts,
+                next_ts=candle.ts,
+                missing_minutes=missing,
+            )
+            self.bus.publish([gap])
         history.append(candle)
 
     def on_candles(self, candles: Sequence[Candle]) -> None:

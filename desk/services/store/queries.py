@@ -379,14 +379,18 @@ class StoreReader:
 
     # --- workers ----------------------------------------------------------------------------
 
-    def worker_attribution(self, start_ms: int | None = None, end_ms: int | None = None) -> pd.DataFrame:
+    def worker_attribution(
+        self, start_ms: int | None = None, end_ms: int | None = None, workers: Collection[str] = ()
+    ) -> pd.DataFrame:
         """Return per-worker results over trades exiting in [start_ms, end_ms], best net PnL first.
 
         win_rate = wins / trades (a win nets more than zero after fees);
         expectancy = net PnL / trades (USD per trade), expectancy_r the mean
         R multiple; max_drawdown is the largest fall of the worker's cumulative
         net-PnL curve from its running peak (the curve starts at 0). Workers
-        with faults, a state or an open position but no trades are listed too.
+        with intents, faults, a state or an open position but no trades are
+        listed too, and so is every name in `workers` (say, the config's):
+        with zero trades, and None for the ratios that need a trade.
         """
         lo, hi = _range(start_ms, end_ms)
         totals = self._db.rows(
@@ -425,8 +429,9 @@ class StoreReader:
         open_counts = dict(
             self._db.rows("SELECT worker, COUNT(*) FROM positions WHERE status = 'open' GROUP BY worker")
         )
+        proposers = {name for (name,) in self._db.rows("SELECT DISTINCT worker FROM intents")}
         by_worker = {row[0]: row for row in totals}
-        names = sorted(set(by_worker) | set(faults) | set(states) | set(open_counts))
+        names = sorted({name for name in (*by_worker, *faults, *states, *open_counts, *proposers, *workers) if name})
         records = []
         for name in names:
             row = by_worker.get(name)
@@ -510,8 +515,12 @@ class StoreReader:
             frame[column] = frame[column].astype("boolean")
         return frame
 
-    def learner_summary(self) -> pd.DataFrame:
-        """Return per worker: intents, scored, vetoed, denied, filled, closed outcomes, wins and mean scores."""
+    def learner_summary(self, workers: Collection[str] = ()) -> pd.DataFrame:
+        """Return per worker: intents, scored, vetoed, denied, filled, closed outcomes, wins and mean scores.
+
+        Every name in `workers` (say, the config's) is listed too, with zero
+        counts and None scores when it has proposed nothing; ordered by name.
+        """
         rows = self._db.rows(
             """SELECT i.worker, COUNT(*), COUNT(i.score), SUM(CASE WHEN i.vetoed THEN 1 ELSE 0 END),
                       SUM(CASE WHEN i.status = 'denied' THEN 1 ELSE 0 END),
@@ -521,7 +530,11 @@ class StoreReader:
                FROM intents i LEFT JOIN features f ON f.intent_id = i.intent_id
                GROUP BY i.worker ORDER BY i.worker"""
         )
-        return frame_of([tuple(row) for row in rows], LEARNER_SUMMARY_COLUMNS)
+        records = {row[0]: tuple(row) for row in rows}
+        for name in workers:
+            if name and name not in records:
+                records[name] = (name, 0, 0, 0, 0, 0, 0, 0, None, None, None)
+        return frame_of([records[name] for name in sorted(records)], LEARNER_SUMMARY_COLUMNS)
 
     def known_workers(self) -> list[str]:
         """Return every worker name the projection mentions (trades, intents, positions, faults, states)."""

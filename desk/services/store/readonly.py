@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from desk.core.errors import DeskError
 
@@ -104,5 +104,9 @@ class ReadOnlyDatabase:
                     return None
                 # A reader waits for a checkpoint rather than failing; pooled connections move between threads.
                 connect_args = {"timeout": 5.0, "check_same_thread": False} if self.backend == "sqlite" else {}
-                self._engine = create_engine(url, connect_args=connect_args)
+                try:
+                    self._engine = create_engine(url, connect_args=connect_args)
+                except (ImportError, SQLAlchemyError) as exc:  # e.g. no driver installed for the backend
+                    # repr(URL) masks the password; the message of a missing driver names the module only.
+                    raise StoreReadError(f"cannot open {make_url(self.database_url)!r}: {exc}") from exc
             return self._engine
