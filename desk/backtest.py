@@ -22,6 +22,7 @@ from desk.core.events import (
     AccountOpened,
     ConfigApplied,
     EquitySampled,
+    EquitySeries,
     Event,
     PositionClosed,
     RuntimeStarted,
@@ -58,6 +59,10 @@ class RunRecorder:
             self.equity_ts.append(event.ts_event)
             self.equity.append(event.equity)
             self.exposed.append(event.open_positions > 0)
+        elif isinstance(event, EquitySeries):
+            self.equity_ts.extend(range(event.start_ts, event.ts_event + 1, event.step_ms))
+            self.equity.extend(event.equity)
+            self.exposed.extend(count > 0 for count in event.open_positions)
         elif isinstance(event, PositionClosed):
             self.trades.append(event)
 
@@ -106,7 +111,7 @@ def run_backtest(
     recorder = RunRecorder()
     bus = EventBus(wall, store)
     broker = PaperBroker(feed.markets(), config.portfolio.fees, config.settings.quote_currency)
-    core = TradingCore(config, bus, broker)
+    core = TradingCore(config, bus, broker, journal_market_data=False)
     bus.subscribe(recorder)
     minutes = 0
     try:
@@ -154,6 +159,7 @@ def run_backtest(
             if progress is not None:
                 progress(1)
             batch = feed.next_candles()
+        core.flush_equity_series()
         bus.publish([RuntimeStopped(ts_event=clock.now_ms(), reason="replay finished")])
     finally:
         store.close()

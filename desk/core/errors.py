@@ -28,3 +28,20 @@ class JournalError(DeskError):
 
 class BrokerError(DeskError):
     """The broker failed in a way the caller must handle."""
+
+
+class ReplayDataError(DeskError):
+    """A candle file cannot be replayed; the message names the file and, per problem, the row, line and column."""
+
+    def __init__(self, source: str, problems: list[str], total: int | None = None) -> None:
+        self.source = source
+        self.problems = list(problems)
+        # More problems may exist than are listed: the loader reports the first few only.
+        self.total = max(total if total is not None else 0, len(self.problems))
+        if len(self.problems) == 1 and self.total == 1:
+            message = f"{source}: {self.problems[0]}"
+        else:
+            more = self.total - len(self.problems)
+            tail = f"\n  ... and {more} more" if more else ""
+            message = f"{source}: {self.total} problems in the candle data:\n  " + "\n  ".join(self.problems) + tail
+        super().__init__(message)

@@ -40,13 +40,36 @@ class Event:
         EVENT_TYPES[cls.__name__] = cls
 
 
+_ENVELOPE_HEAD = ("seq", "id")
+_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _record_fields(cls: type) -> tuple[str, ...]:
+    # Every event is turned into a record on the hot path; look its fields up once per class.
+    names = _RECORD_FIELDS.get(cls)
+    if names is None:
+        names = _RECORD_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _ENVELOPE_HEAD)
+    return names
+
+
 def event_to_record(event: Event) -> dict[str, Any]:
     """Return the flat JSON-ready record of an event, `type` first after the envelope."""
     record: dict[str, Any] = {"seq": event.seq, "id": event.id, "type": event.type_name}
-    for field in dataclasses.fields(event):
-        if field.name not in record:
-            record[field.name] = getattr(event, field.name)
+    for name in _record_fields(type(event)):
+        record[name] = getattr(event, name)
     return record
+
+
+def stamp(event: Event, seq: int, ts_init: int) -> None:
+    """Give a not-yet-published event its envelope; only the event bus calls this.
+
+    Events are frozen for everyone who receives them. The bus is the one place
+    that completes an event before anyone else can hold it, and doing that in
+    place instead of through dataclasses.replace halves the cost of publishing.
+    """
+    object.__setattr__(event, "seq", seq)
+    object.__setattr__(event, "id", f"e{seq}")
+    object.__setattr__(event, "ts_init", ts_init)
 
 
 def event_from_record(record: dict[str, Any]) -> Event:
@@ -298,6 +321,24 @@ class EquitySampled(Event):
     high_water_mark: float
     drawdown_pct: float
     open_positions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquitySeries(Event):
+    """A backtest's equity marks, one per minute from `start_ts`, journaled in columns.
+
+    A replay marks the account every minute like the daemon does, but writes
+    the marks in chunks: a million one-line events would cost more than the
+    trading they describe. `ts_event` is the last sample's time.
+    """
+
+    start_ts: int
+    step_ms: int
+    equity: list[float]
+    cash: list[float]
+    positions_value: list[float]
+    high_water_mark: list[float]
+    open_positions: list[int]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from desk.core.clock import Clock
-from desk.core.events import Event, event_to_record
+from desk.core.events import Event, event_to_record, stamp
 
 
 class StateHolder(Protocol):
@@ -56,10 +55,10 @@ class EventBus:
         stamped: list[Event] = []
         records: list[dict] = []
         for event in events:
+            if event.seq:
+                raise ValueError(f"{event.type_name} was already published as seq {event.seq}")
             self._last_seq += 1
-            event = dataclasses.replace(
-                event, seq=self._last_seq, id=f"e{self._last_seq}", ts_init=self._wall_clock.now_ms()
-            )
+            stamp(event, self._last_seq, self._wall_clock.now_ms())
             for holder in self._holders:
                 holder.apply(event)
             stamped.append(event)

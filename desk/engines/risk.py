@@ -54,12 +54,7 @@ class RiskEngine:
 
     def apply(self, event: Event) -> None:
         if isinstance(event, EquitySampled):
-            self.equity = event.equity
-            self.high_water_mark = max(self.high_water_mark, event.equity)
-            day = event.ts_event // DAY_MS
-            if day != self._day:
-                self._day = day
-                self.day_start_equity = event.equity
+            self.observe_equity(event.equity, event.ts_event)
         elif isinstance(event, AccountReset):
             self.equity = self.high_water_mark = self.day_start_equity = event.cash
         elif isinstance(event, RiskStateChanged):
@@ -71,6 +66,16 @@ class RiskEngine:
                 # drawdown rule would halt again on the very next sample.
                 self.high_water_mark = self.equity
                 self.day_start_equity = self.equity
+
+    def observe_equity(self, equity: float, ts_event: int) -> None:
+        """Take a mark of the account: the high-water mark and the day's opening equity follow it."""
+        self.equity = equity
+        if equity > self.high_water_mark:
+            self.high_water_mark = equity
+        day = ts_event // DAY_MS
+        if day != self._day:
+            self._day = day
+            self.day_start_equity = equity
 
     # --- decisions ---------------------------------------------------------------------------
 

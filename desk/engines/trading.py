@@ -17,6 +17,7 @@ from desk.core.events import (
     CandleClosed,
     CommandApplied,
     EquitySampled,
+    EquitySeries,
     Event,
     FeedGap,
     IntentProposed,
@@ -56,9 +57,58 @@ class _Approved:
     trailing_stop_pct: float | None
 
 
+class _SeriesBuffer:
+    """Equity marks waiting to be journaled as one EquitySeries event, a day's worth at a time."""
+
+    CHUNK = 1440
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.ts: list[int] = []
+        self.equity: list[float] = []
+        self.cash: list[float] = []
+        self.high: list[float] = []
+        self.open_positions: list[int] = []
+
+    def add(self, ts: int, equity: float, cash: float, high: float, open_positions: int) -> EquitySeries | None:
+        """Buffer a mark; return a finished chunk when the chunk is full or the mark cannot join it."""
+        # Every chunk is evenly spaced: a gap in the data closes the chunk before it.
+        finished = self.drain() if self.ts and ts - self.ts[-1] != MINUTE_MS else None
+        self.ts.append(ts)
+        self.equity.append(equity)
+        self.cash.append(cash)
+        self.high.append(high)
+        self.open_positions.append(open_positions)
+        if finished is None and len(self.ts) >= self.CHUNK:
+            finished = self.drain()
+        return finished
+
+    def drain(self) -> EquitySeries | None:
+        if not self.ts:
+            return None
+        series = EquitySeries(
+            ts_event=self.ts[-1],
+            start_ts=self.ts[0],
+            step_ms=MINUTE_MS,
+            equity=self.equity,
+            cash=self.cash,
+            positions_value=[e - c for e, c in zip(self.equity, self.cash, strict=True)],
+            high_water_mark=self.high,
+            open_positions=self.open_positions,
+        )
+        self._clear()
+        return series
+
+
 class TradingCore:
-    def __init__(self, config: DeskConfig, bus: EventBus, broker: Broker) -> None:
+    def __init__(self, config: DeskConfig, bus: EventBus, broker: Broker, *, journal_market_data: bool = True) -> None:
         self.config = config
+        # The daemon journals every candle and every equity mark as an event. A backtest replays
+        # candles that are already in its data files and journals its marks in EquitySeries chunks.
+        self.journal_market_data = journal_market_data
+        self._series = _SeriesBuffer()
         self.bus = bus
         self.broker = broker
         self.markets = broker.markets()
@@ -140,6 +190,12 @@ class TradingCore:
         """Journal the candles, then let resting protective orders meet them."""
         for candle in candles:
             self.remember(candle)
+            if not self.journal_market_data:
+                self.broker.observe(candle)
+                if self.last_candle_ts is None or candle.ts > self.last_candle_ts:
+                    self.last_candle_ts = candle.ts
+                self._record_outcomes(self.execution.on_candle(candle))
+                continue
             self.bus.publish(
                 [
                     CandleClosed(
@@ -297,6 +353,15 @@ class TradingCore:
         equity = self.equity()
         cash = self.broker.cash
         high = max(self.risk.high_water_mark, equity)
+        if not self.journal_market_data:
+            self.risk.observe_equity(equity, ts)
+            chunk = self._series.add(ts, equity, cash, high, len(self.execution.positions))
+            if chunk is not None:
+                self.bus.publish([chunk])
+            changes = self.risk.evaluate(ts)
+            if changes:
+                self.bus.publish(changes)
+            return
         self.bus.publish(
             [
                 EquitySampled(
@@ -311,6 +376,12 @@ class TradingCore:
             ]
         )
         self.bus.publish(self.risk.evaluate(ts))
+
+    def flush_equity_series(self) -> None:
+        """Journal the buffered equity marks as one EquitySeries event (backtests)."""
+        series = self._series.drain()
+        if series is not None:
+            self.bus.publish([series])
 
     # --- operator commands ---------------------------------------------------------------------
 

@@ -215,6 +215,12 @@ class PaperBroker:
                 remaining[order.order_id] = 0.0
         return events
 
+    def observe(self, candle: Candle) -> None:
+        """Take a closed candle as the symbol's latest price (a backtest calls this instead of journaling it)."""
+        previous = self._candles.get(candle.symbol)
+        if previous is None or candle.ts >= previous.ts:  # an out-of-order candle must not rewind prices
+            self._candles[candle.symbol] = candle
+
     # --- state -------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
@@ -228,10 +234,8 @@ class PaperBroker:
                 self._holdings.clear()
                 self._orders.clear()
             case CandleClosed():
-                previous = self._candles.get(event.symbol)
-                if previous is None or event.ts >= previous.ts:  # an out-of-order candle must not rewind prices
-                    values = (event.open, event.high, event.low, event.close, event.volume)
-                    self._candles[event.symbol] = Candle(event.symbol, event.ts, *values)
+                values = (event.open, event.high, event.low, event.close, event.volume)
+                self.observe(Candle(event.symbol, event.ts, *values))
             case OrderSubmitted():
                 if event.order_id not in self._orders:  # a duplicate must not reset a partly filled order
                     self._orders[event.order_id] = _open_order(event)

@@ -68,7 +68,7 @@ class Statements:
             update(s.runtime_status).where(s.runtime_status.c.key == bindparam("k_key")).values(value=p("value"))
         )
         self.candle_upsert = upsert(s.candles)
-        self.equity_insert = insert(s.equity)
+        self.equity_insert = upsert(s.equity)
         self.fault_insert = insert(s.worker_faults)
         self.risk_insert = insert(s.risk_state)
         self.worker_state_upsert = upsert(s.worker_state)
@@ -158,7 +158,25 @@ def _candle_closed(st: Statements, plan: Plan, r: Record, status: Status) -> Non
 
 def _equity_sampled(st: Statements, plan: Plan, r: Record, status: Status) -> None:
     row = {k: r[k] for k in _EQUITY_FIELDS}
-    plan.add(s.equity, st.equity_insert, r["seq"], row)
+    plan.add(s.equity, st.equity_insert, r["ts_event"], row)
+
+
+def _equity_series(st: Statements, plan: Plan, r: Record, status: Status) -> None:
+    """One equity row per sample of a backtest's columnar equity chunk."""
+    columns = zip(r["equity"], r["cash"], r["positions_value"], r["high_water_mark"], r["open_positions"], strict=True)
+    for index, (equity, cash, positions_value, high, open_positions) in enumerate(columns):
+        ts = r["start_ts"] + index * r["step_ms"]
+        row = {
+            "seq": r["seq"],
+            "ts_event": ts,
+            "equity": equity,
+            "cash": cash,
+            "positions_value": positions_value,
+            "high_water_mark": high,
+            "drawdown_pct": 1.0 - equity / high if high > 0 else 0.0,
+            "open_positions": open_positions,
+        }
+        plan.add(s.equity, st.equity_insert, ts, row)
 
 
 def _risk_state_changed(st: Statements, plan: Plan, r: Record, status: Status) -> None:
@@ -308,6 +326,7 @@ HANDLERS: dict[str, Handler] = {
     "CommandApplied": _command_applied,
     "CandleClosed": _candle_closed,
     "EquitySampled": _equity_sampled,
+    "EquitySeries": _equity_series,
     "RiskStateChanged": _risk_state_changed,
     "WorkerFaulted": _worker_faulted,
     "WorkerStateChanged": _worker_state_changed,

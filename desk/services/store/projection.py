@@ -146,6 +146,8 @@ class Projection:
         else:
             raise ProjectionError(f"database {backend!r} is not supported (sqlite or postgresql)")
         self._statements = Statements(dialect_insert)
+        # Compiled SQL per statement object; the statement itself is kept so its id() stays unique.
+        self._compiled: dict[int, tuple[Executable, str, tuple[str, ...] | None, dict[str, Any]]] = {}
         self._connection: Connection | None = None
         try:
             fresh = not inspect(self.engine).has_table(schema.events.name)
@@ -206,11 +208,33 @@ class Projection:
             connection = self._writer()
             with connection.begin():
                 for statement, rows in plan.executions():
-                    connection.execute(statement, rows)
+                    self._execute_many(connection, statement, rows)
         except SQLAlchemyError as exc:
             self._release_writer()  # whatever state it is in, the next batch starts on a fresh connection
             raise ProjectionError(f"cannot project seqs {fresh[0]['seq']}..{last['seq']}: {exc}") from exc
         self._last_seq = last["seq"]
+
+    def _execute_many(self, connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """Run one statement for many rows straight through the driver.
+
+        The statement is compiled once per Projection; going around SQLAlchemy's
+        per-row parameter processing is what keeps a 1M-bar backtest's
+        projection from costing more than its trading.
+        """
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            sql = statement.compile(dialect=self.engine.dialect)
+            order = tuple(sql.positiontup) if sql.positional and sql.positiontup else None
+            # Values bound in the statement itself (a fixed status, say) fill what rows leave out.
+            compiled = self._compiled[id(statement)] = (statement, str(sql), order, dict(sql.params))
+        _, text, order, fixed = compiled
+        if order is None:
+            connection.exec_driver_sql(text, [{**fixed, **row} for row in rows])
+        else:
+            get = {**fixed}
+            connection.exec_driver_sql(
+                text, [tuple(row[name] if name in row else get[name] for name in order) for row in rows]
+            )
 
     def last_seq(self) -> int:
         """Return the highest seq projected (0 when empty)."""

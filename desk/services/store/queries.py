@@ -218,7 +218,7 @@ class StoreReader:
         """Return the account at the latest equity sample, None before the first sample."""
         latest = self._db.first(
             "SELECT ts_event, equity, cash, positions_value, open_positions, high_water_mark, drawdown_pct"
-            " FROM equity ORDER BY seq DESC LIMIT 1"
+            " FROM equity ORDER BY ts_event DESC LIMIT 1"
         )
         if latest is None:
             return None
@@ -390,7 +390,7 @@ class StoreReader:
         net-PnL curve from its running peak (the curve starts at 0). Workers
         with intents, faults, a state or an open position but no trades are
         listed too, and so is every name in `workers` (say, the config's):
-        with zero trades, and None for the ratios that need a trade.
+        with zero trades and no value (NaN) for the ratios that need a trade.
         """
         lo, hi = _range(start_ms, end_ms)
         totals = self._db.rows(

@@ -106,7 +106,10 @@ class ReadOnlyDatabase:
                 connect_args = {"timeout": 5.0, "check_same_thread": False} if self.backend == "sqlite" else {}
                 try:
                     self._engine = create_engine(url, connect_args=connect_args)
-                except (ImportError, SQLAlchemyError) as exc:  # e.g. no driver installed for the backend
-                    # repr(URL) masks the password; the message of a missing driver names the module only.
+                except ImportError as exc:  # repr(URL) masks the password; the message names the module only
+                    raise StoreReadError(
+                        f"cannot open {make_url(self.database_url)!r}: no {self.backend} driver is installed ({exc})"
+                    ) from exc
+                except SQLAlchemyError as exc:
                     raise StoreReadError(f"cannot open {make_url(self.database_url)!r}: {exc}") from exc
             return self._engine

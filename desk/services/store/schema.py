@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Bump when a projection table changes shape: a store whose database says otherwise rebuilds on open.
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 metadata = MetaData()
 
@@ -189,15 +189,16 @@ trades = Table(
 equity = Table(
     "equity",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("ts_event", BigInteger, nullable=False),
+    # One mark per minute close, from an EquitySampled event or one sample of an EquitySeries.
+    Column("ts_event", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
     Column("equity", Float, nullable=False),
     Column("cash", Float, nullable=False),
     Column("positions_value", Float, nullable=False),
     Column("high_water_mark", Float, nullable=False),
     Column("drawdown_pct", Float, nullable=False),
     Column("open_positions", Integer, nullable=False),
-    Index("ix_equity_ts_event", "ts_event"),
+    Index("ix_equity_seq", "seq"),
 )
 
 worker_faults = Table(

@@ -24,6 +24,9 @@ _SAMPLE_VALUES: dict[str, Callable[[int], Any]] = {
     "str": lambda seq: f"s{seq}",
     "bool": lambda seq: seq % 2 == 0,
     "list[str]": lambda seq: [f"w{seq}", "w0"],
+    # Columns of one EquitySeries must be equally long: every list sample has two values.
+    "list[float]": lambda seq: [seq + 0.25, seq + 0.75],
+    "list[int]": lambda seq: [seq, 0],
     "dict[str, float]": lambda seq: {"rsi": 0.5, "atr": seq + 0.125},
     "dict[str, Any]": lambda seq: {"fast": seq, "nested": {"a": [1, 2]}},
 }
