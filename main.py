@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from desk.config import DeskConfig, load_config
-from desk.core.errors import ConfigError, DeskError
+from desk.core.errors import ConfigError, DeskError, ReplayDataError
 
 DEFAULT_CONFIG = "configs/config.yaml"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_CONFIG = 0, 1, 2
@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--type", action="append", dest="types", help="only this event type (repeatable)")
     tail.add_argument("--worker", action="append", dest="workers", help="only this worker (repeatable)")
     tail.add_argument("--symbol", action="append", dest="symbols", help="only this symbol (repeatable)")
+    backtest = sub.add_parser("backtest", help="replay candle files through the desk's engines")
+    backtest.add_argument(
+        "--data", nargs="+", required=True, metavar="[SYMBOL=]FILE", help="CSV or Parquet candle files"
+    )
+    backtest.add_argument("--from", dest="start", help="first candle time (ISO 8601 UTC, e.g. 2026-01-01)")
+    backtest.add_argument("--to", dest="end", help="stop before this time (ISO 8601 UTC)")
+    backtest.add_argument("--out", default="out/backtest", help="empty folder for the journal, database and report")
+    backtest.add_argument("--layout", help="declare the files' column layout instead of detecting it")
+    backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
     command = sub.add_parser("command", help="send an operator command to the daemon (applied between loops)")
     command.add_argument("name", choices=COMMANDS)
     command.add_argument("worker", nargs="?", default="", help="worker name for pause_worker / resume_worker")
@@ -91,6 +100,12 @@ def _tail(config: DeskConfig, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _backtest(config: DeskConfig, args: argparse.Namespace) -> int:
+    from desk.cli_backtest import run_backtest_command
+
+    return run_backtest_command(config, args)
+
+
 def _command(config: DeskConfig, args: argparse.Namespace) -> int:
     from desk.services.store.store import EventStore
 
@@ -129,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             return _tail(config, args)
         if args.command == "command":
             return _command(config, args)
+        if args.command == "backtest":
+            return _backtest(config, args)
         return _run(config, args)
-    except ConfigError as exc:
+    except (ConfigError, ReplayDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except DeskError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from desk.engines.trading import TradingCore
 from desk.services.broker.paper import PaperBroker
 from desk.services.feed.replay import ReplayFeed, ReplaySource
 from desk.services.store.store import EventStore
+from desk.strategies.base import Strategy
 
 # A backtest only needs the projection once it is done; group commits keep SQLite off the hot path.
 PROJECTION_LAG_S = 2.0
@@ -99,8 +100,13 @@ def run_backtest(
     out_dir: Path,
     *,
     progress: Progress | None = None,
+    strategy_overrides: Mapping[str, Strategy] | None = None,
 ) -> BacktestResult:
-    """Replay `feed` through the trading core, journaling into `out_dir`; the feed was validated on load."""
+    """Replay `feed` through the trading core, journaling into `out_dir`; the feed was validated on load.
+
+    `strategy_overrides` puts a ready-made strategy instance into a named worker
+    (scenario tests and research code that has not been given a slug yet).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_out_dir(out_dir)
     config = backtest_config(config, out_dir)
@@ -112,6 +118,11 @@ def run_backtest(
     bus = EventBus(wall, store)
     broker = PaperBroker(feed.markets(), config.portfolio.fees, config.settings.quote_currency)
     core = TradingCore(config, bus, broker, journal_market_data=False)
+    for name, strategy in (strategy_overrides or {}).items():
+        worker = core.worker(name)
+        if worker is None:
+            raise BacktestError(f"strategy override for unknown worker {name!r}")
+        worker.strategy = strategy
     bus.subscribe(recorder)
     minutes = 0
     try:
