@@ -23,8 +23,11 @@ import pandas as pd
 import streamlit as st
 import yaml
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from desk.config import StoreConfig
+from desk.config_versions import redact_text
 from desk.services.store.queries import (
     Heartbeat,
     JournalTail,
@@ -40,12 +43,16 @@ from desk.services.store.queries import (
 )
 
 __all__ = [
+    "CHART_CONFIG",
     "CONFIG_ENV",
     "DEFAULT_CONFIG",
     "HEARTBEAT_STALE_S",
+    "MISSING",
     "STORE_DIR_ENV",
     "StoreLocation",
     "StoreLocationError",
+    "configured_workers",
+    "database_display",
     "day_end_ms",
     "day_start_ms",
     "duration",
@@ -57,7 +64,6 @@ __all__ = [
     "resolve_store",
     "signed_money",
     "store_location",
-    "store_reader",
     "utc_time",
     "wall_ms",
 ]
@@ -71,6 +77,10 @@ QUERY_TTL_S = 5.0
 HEARTBEAT_STALE_S = 30.0
 DAY_MS = 86_400_000
 NO_VALUE = "n/a"
+# What a table shows in an empty cell (st.dataframe's placeholder; its default is the text "None").
+MISSING = "\u2013"  # an en dash
+# Plotly's mode bar sits over the top right of the plot, on the data: charts here go without it.
+CHART_CONFIG: dict[str, Any] = {"displayModeBar": False, "displaylogo": False}
 
 T = TypeVar("T")
 
@@ -131,8 +141,8 @@ def _store_section(config_path: Path, mtime_ns: int) -> StoreConfig:
     section = data.get("store", {}) if isinstance(data, dict) else {}
     try:
         return StoreConfig.model_validate(section or {})
-    except ValidationError as exc:
-        raise StoreLocationError(f"{config_path}: invalid store section: {exc}") from exc
+    except ValidationError as exc:  # pydantic quotes the invalid input, which may be a URL with a password
+        raise StoreLocationError(f"{config_path}: invalid store section: {redact_text(str(exc))}") from exc
 
 
 def _absolute(path: Path, cwd: Path) -> Path:
@@ -142,6 +152,43 @@ def _absolute(path: Path, cwd: Path) -> Path:
 def store_location() -> StoreLocation:
     """Return the store for this process's environment and working directory."""
     return resolve_store(os.environ, Path.cwd())
+
+
+def database_display(database_url: str) -> str:
+    """Return the database URL with any password masked: the only form of it a page may show."""
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return redact_text(database_url)
+
+
+def configured_workers() -> tuple[str, ...]:
+    """Return the worker names of the config the store belongs to, in config order; () without a readable one.
+
+    Only the names of the `workers` list are read, so a config with a mistake
+    elsewhere still names its workers; the pages list them even before they trade.
+    """
+    try:
+        config_path = store_location().config_path
+        if config_path is None:
+            return ()
+        return _worker_names(config_path, config_path.stat().st_mtime_ns)
+    except (StoreLocationError, OSError):
+        return ()
+
+
+@functools.lru_cache(maxsize=16)
+def _worker_names(config_path: Path, mtime_ns: int) -> tuple[str, ...]:
+    """The names in a config's `workers` list; cached per file version (`mtime_ns` is the key, not read)."""
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ()
+    workers = data.get("workers") if isinstance(data, dict) else None
+    if not isinstance(workers, list):
+        return ()
+    names = (str(worker["name"]) for worker in workers if isinstance(worker, dict) and worker.get("name"))
+    return tuple(dict.fromkeys(names))
 
 
 @st.cache_resource(show_spinner=False)
@@ -154,9 +201,6 @@ def reader() -> StoreReader:
     """Return the reader of the current store."""
     location = store_location()
     return get_reader(location.database_url, str(location.journal_dir))
-
-
-store_reader = reader  # the name the operator pages (dashboard/store_access.py) use
 
 
 # --- cached queries -----------------------------------------------------------------------------
@@ -184,7 +228,7 @@ def _query(cached: Callable[..., T], method: str, **kwargs: Any) -> T:
     try:
         return cached(location.database_url, str(location.journal_dir), method, key)
     except StoreReadError as exc:
-        st.error(f"Cannot read the store: {exc}")
+        st.error(f"Cannot read the store at `{database_display(location.database_url)}`: {redact_text(str(exc))}")
         st.stop()
         raise  # st.stop raises; this keeps type checkers and readers sure nothing follows
 
@@ -254,9 +298,11 @@ def trade_filter_options() -> TradeFilterOptions:
     return _query(_slow_call, "trade_filter_options")
 
 
-def worker_attribution(start_ms: int | None = None, end_ms: int | None = None) -> pd.DataFrame:
-    """Cached `StoreReader.worker_attribution`."""
-    return _query(_slow_call, "worker_attribution", start_ms=start_ms, end_ms=end_ms)
+def worker_attribution(
+    start_ms: int | None = None, end_ms: int | None = None, workers: Collection[str] = ()
+) -> pd.DataFrame:
+    """Cached `StoreReader.worker_attribution` (`workers`: also list these, with zeros if they did nothing)."""
+    return _query(_slow_call, "worker_attribution", start_ms=start_ms, end_ms=end_ms, workers=list(workers))
 
 
 def worker_equity(worker: str, max_points: int = 1000) -> pd.DataFrame:
@@ -274,9 +320,9 @@ def learner_scores(worker: str | None = None, limit: int = 500) -> pd.DataFrame:
     return _query(_slow_call, "learner_scores", worker=worker, limit=limit)
 
 
-def learner_summary() -> pd.DataFrame:
-    """Cached `StoreReader.learner_summary`."""
-    return _query(_slow_call, "learner_summary")
+def learner_summary(workers: Collection[str] = ()) -> pd.DataFrame:
+    """Cached `StoreReader.learner_summary` (`workers`: also list these, with zeros if they proposed nothing)."""
+    return _query(_slow_call, "learner_summary", workers=list(workers))
 
 
 def known_workers() -> list[str]:
@@ -397,8 +443,8 @@ def page_header(title: str) -> StoreLocation:
     try:
         location = store_location()
     except StoreLocationError as exc:
-        st.error(f"No store to show: {exc}")
+        st.error(f"No store to show: {redact_text(str(exc))}")
         st.stop()
         raise
-    st.caption(f"Store: database `{location.database_url}` · journal `{location.journal_dir}`")
+    st.caption(f"Store: database `{database_display(location.database_url)}` · journal `{location.journal_dir}`")
     return location

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from dashboard.common import StoreLocation, StoreLocationError, reader, store_location
+from dashboard.common import StoreLocation, StoreLocationError, database_display, reader, store_location
 from desk.config_versions import redact_text
 
 __all__ = ["StoreLocation", "database_display", "location_or_stop", "recent_commands"]
@@ -27,14 +25,6 @@ def location_or_stop() -> StoreLocation:
         st.error(f"No store to control: {redact_text(str(exc))}")
         st.stop()
         raise  # st.stop raises; this line only tells readers and type checkers that nothing follows
-
-
-def database_display(database_url: str) -> str:
-    """Return the database URL with any password masked, for captions."""
-    try:
-        return make_url(database_url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return redact_text(database_url)
 
 
 def recent_commands(limit: int = 50) -> pd.DataFrame:

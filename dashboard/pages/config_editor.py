@@ -198,7 +198,12 @@ def _workers_tab(
             edited = _worker_fields(f"{generation}.new{slot}", blank, symbols, slugs)
         if edited is not None:
             drafts.append((edited, frozenset()))
-    st.button("Add a worker", key=f"{generation}.add", on_click=_add_worker_slot, args=(added_key,))
+    unlocked = is_unlocked()
+    st.button(
+        "Add a worker", key=f"{generation}.add", on_click=_add_worker_slot, args=(added_key,), disabled=not unlocked
+    )
+    if not unlocked:
+        st.caption("Adding a worker needs the operator password (sidebar).")
 
     workers = [draft.to_data(i, explicit) for i, (draft, explicit) in enumerate(drafts)]
     problems = [problem for draft, _ in drafts for problem in draft.problems]
@@ -213,6 +218,9 @@ def _workers_tab(
 
 
 def _add_worker_slot(added_key: str) -> None:
+    if not is_unlocked():  # the button is disabled when locked; a crafted message must not get past that either
+        flash("error", "Unlock operator actions to add a worker.")
+        return
     st.session_state[added_key] = st.session_state.get(added_key, 0) + 1
 
 

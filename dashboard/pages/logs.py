@@ -74,7 +74,7 @@ def show_tail(filters: LogFilters) -> None:
             "seq": rows["seq"],
         }
     ).iloc[::-1]
-    st.dataframe(table, hide_index=True, width="stretch", height=600, key="journal_table")
+    st.dataframe(table, hide_index=True, width="stretch", height=600, key="journal_table", placeholder=common.MISSING)
 
 
 def show_commands() -> None:
@@ -89,6 +89,7 @@ def show_commands() -> None:
                 hide_index=True,
                 width="stretch",
                 key="commands_table",
+                placeholder=common.MISSING,
             )
 
 

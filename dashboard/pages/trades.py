@@ -16,12 +16,53 @@ import streamlit as st
 from dashboard import common
 
 PAGE_SIZES = (50, 100, 250, 500)
-MONEY = st.column_config.NumberColumn(format="dollar")
-PRICE = st.column_config.NumberColumn(format="%.8g")
+PRICE_FORMAT = "%.8g"
+# Minutes are enough to tell trades apart, and without seconds and "+00:00" the time column is half as wide.
+TIME = "YYYY-MM-DD HH:mm"
 POSITION_VIEW = ["worker", "symbol", "qty", "entry_time", "entry_price", "stop_price", "take_profit", "last_close"]
 POSITION_VIEW += ["unrealized_pnl", "unrealized_r", "risk_usd", "fees", "position_id"]
-LEDGER_VIEW = ["exit_time", "worker", "symbol", "qty", "entry_time", "entry_price", "exit_price", "realized_pnl"]
-LEDGER_VIEW += ["fees", "net_pnl", "r_multiple", "exit_reason", "position_id"]
+# The outcome first (net PnL, R, why it closed), the mechanics after: what is cut off on a narrow window
+# is what scrolls into view, with the exit time and worker pinned beside it.
+LEDGER_VIEW = ["exit_time", "worker", "symbol", "net_pnl", "r_multiple", "exit_reason", "qty", "entry_time"]
+LEDGER_VIEW += ["entry_price", "exit_price", "realized_pnl", "fees", "position_id"]
+
+
+def _money(label: str) -> st.column_config.NumberColumn:
+    return st.column_config.NumberColumn(label, format="dollar")
+
+
+def _price(label: str) -> st.column_config.NumberColumn:
+    return st.column_config.NumberColumn(label, format=PRICE_FORMAT)
+
+
+# Short headers and times: the thirteen columns of each table fit the page at 1400 px without scrolling.
+POSITION_COLUMNS = {
+    "qty": st.column_config.NumberColumn("qty", format="%.6g"),
+    "entry_time": st.column_config.DatetimeColumn("entry (UTC)", format=TIME),
+    "entry_price": _price("entry"),
+    "stop_price": _price("stop"),
+    "take_profit": _price("target"),
+    "last_close": _price("last"),
+    "unrealized_pnl": _money("unreal. PnL"),
+    "unrealized_r": st.column_config.NumberColumn("R", format="%.2f", help="unrealised PnL / risk"),
+    "risk_usd": _money("risk"),
+    "fees": _money("fees"),
+    "position_id": st.column_config.TextColumn("id"),
+}
+LEDGER_COLUMNS = {
+    "exit_time": st.column_config.DatetimeColumn("exit (UTC)", format=TIME, pinned=True),
+    "worker": st.column_config.TextColumn("worker", pinned=True),
+    "qty": st.column_config.NumberColumn("qty", format="%.6g"),
+    "entry_time": st.column_config.DatetimeColumn("entry (UTC)", format=TIME),
+    "entry_price": _price("entry"),
+    "exit_price": _price("exit"),
+    "realized_pnl": _money("gross PnL"),
+    "fees": _money("fees"),
+    "net_pnl": _money("net PnL"),
+    "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
+    "exit_reason": st.column_config.TextColumn("exit reason", width="medium"),
+    "position_id": st.column_config.TextColumn("id"),
+}
 
 
 def show_open_positions() -> None:
@@ -37,16 +78,8 @@ def show_open_positions() -> None:
         hide_index=True,
         width="stretch",
         key="open_positions_table",
-        column_config={
-            "entry_price": PRICE,
-            "stop_price": PRICE,
-            "take_profit": PRICE,
-            "last_close": PRICE,
-            "unrealized_pnl": st.column_config.NumberColumn("unrealised PnL", format="dollar"),
-            "unrealized_r": st.column_config.NumberColumn("unrealised R", format="%.2f"),
-            "risk_usd": MONEY,
-            "fees": MONEY,
-        },
+        placeholder=common.MISSING,
+        column_config=POSITION_COLUMNS,
     )
     st.caption(
         f"Unrealised PnL {common.signed_money(float(positions['unrealized_pnl'].fillna(0).sum()))} at the last "
@@ -105,14 +138,8 @@ def show_ledger() -> None:
         hide_index=True,
         width="stretch",
         key="ledger_table",
-        column_config={
-            "entry_price": PRICE,
-            "exit_price": PRICE,
-            "realized_pnl": MONEY,
-            "fees": MONEY,
-            "net_pnl": MONEY,
-            "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
-        },
+        placeholder=common.MISSING,
+        column_config=LEDGER_COLUMNS,
     )
     st.download_button(
         f"Download the filtered ledger as CSV ({totals.trades:,} trades)",

@@ -3,6 +3,7 @@
 Attribution comes from the closed trades (net of every fee), so the workers'
 net PnL adds up to the account's realised PnL; faults and states come from
 the daemon's worker tables, scores and vetoes from the learner's records.
+Every worker of the store's config is listed, with zeros until it trades.
 """
 
 from __future__ import annotations
@@ -29,26 +30,34 @@ def show_attribution(attribution: pd.DataFrame) -> None:
         hide_index=True,
         width="stretch",
         key="attribution_table",
+        placeholder=common.MISSING,
         column_config={
+            # Short headers: all fifteen columns fit a 1400 px window.
             "win_rate": st.column_config.NumberColumn("win rate", format="percent"),
             "net_pnl": st.column_config.NumberColumn("net PnL", format="dollar"),
             "realized_pnl": st.column_config.NumberColumn("gross PnL", format="dollar"),
             "fees": MONEY,
-            "expectancy": st.column_config.NumberColumn("expectancy / trade", format="dollar"),
-            "expectancy_r": st.column_config.NumberColumn("expectancy R", format="%.2f"),
-            "avg_win": MONEY,
-            "avg_loss": MONEY,
-            "max_drawdown": st.column_config.NumberColumn("max drawdown", format="dollar"),
+            "expectancy": st.column_config.NumberColumn(
+                "per trade", format="dollar", help="expectancy: net PnL / trade"
+            ),
+            "expectancy_r": st.column_config.NumberColumn("avg R", format="%.2f", help="expectancy in R multiples"),
+            "avg_win": st.column_config.NumberColumn("avg win", format="dollar"),
+            "avg_loss": st.column_config.NumberColumn("avg loss", format="dollar"),
+            "max_drawdown": st.column_config.NumberColumn("max DD", format="dollar", help="max drawdown"),
+            "open_positions": st.column_config.NumberColumn("open", help="open positions"),
+            "state_reason": st.column_config.TextColumn("why", help="why the worker is in its state"),
         },
     )
     st.caption(
         "Win rate: trades netting more than zero after fees. Expectancy: net PnL per trade. "
-        "Max drawdown: the deepest fall of the worker's cumulative net PnL from its running peak."
+        "Max drawdown (DD): the deepest fall of the worker's cumulative net PnL from its running peak. "
+        f"A {common.MISSING} means no closed trade to compute it from."
     )
     colors = ["#2e7d32" if value >= 0 else "#c62828" for value in attribution["net_pnl"]]
     figure = go.Figure(go.Bar(x=attribution["worker"], y=attribution["net_pnl"], marker_color=colors))
     figure.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="net PnL")
-    st.plotly_chart(figure, key="attribution_chart", width="stretch")
+    figure.update_yaxes(tickformat="$,.0f")  # "-$50", not "$-50"
+    st.plotly_chart(figure, key="attribution_chart", width="stretch", config=common.CHART_CONFIG)
 
 
 def show_worker_curve(worker: str) -> None:
@@ -69,7 +78,8 @@ def show_worker_curve(worker: str) -> None:
     )
     figure.add_hline(y=0, line={"color": "#9e9e9e", "width": 1})
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="cumulative net PnL")
-    st.plotly_chart(figure, key="worker_curve_chart", width="stretch")
+    figure.update_yaxes(tickformat="$,.0f")  # "-$50", not "$-50"
+    st.plotly_chart(figure, key="worker_curve_chart", width="stretch", config=common.CHART_CONFIG)
 
 
 def show_faults(worker: str) -> None:
@@ -84,17 +94,30 @@ def show_faults(worker: str) -> None:
         hide_index=True,
         width="stretch",
         key="faults_table",
+        placeholder=common.MISSING,
     )
 
 
-def show_learner_summary() -> None:
+def show_learner_summary(workers: tuple[str, ...]) -> None:
     """What the learner made of every worker's intents: counts, vetoes, outcomes and mean scores."""
     st.subheader("Learner")
-    summary = common.learner_summary()
+    summary = common.learner_summary(workers=workers)
     if summary.empty:
         st.info("No intents recorded yet.")
         return
-    st.dataframe(summary, hide_index=True, width="stretch", key="learner_summary_table")
+    score = "%.4f"
+    st.dataframe(
+        summary,
+        hide_index=True,
+        width="stretch",
+        key="learner_summary_table",
+        placeholder=common.MISSING,
+        column_config={
+            "mean_score": st.column_config.NumberColumn("mean score", format=score),
+            "mean_score_won": st.column_config.NumberColumn("mean score, won", format=score),
+            "mean_score_lost": st.column_config.NumberColumn("mean score, lost", format=score),
+        },
+    )
     st.caption("The learner records scores and outcomes; it vetoes only below `ml.veto_below` (0 keeps every intent).")
 
 
@@ -112,14 +135,16 @@ def show_learner(worker: str) -> None:
         hide_index=True,
         width="stretch",
         key="learner_scores_table",
+        placeholder=common.MISSING,
         column_config={"net_pnl": st.column_config.NumberColumn("trade net PnL", format="dollar")},
     )
 
 
 common.page_header("Workers")
-attribution = common.worker_attribution()
+configured = common.configured_workers()
+attribution = common.worker_attribution(workers=configured)
 show_attribution(attribution)
-show_learner_summary()
+show_learner_summary(configured)
 st.subheader("Worker detail")
 # Attribution order first (best net PnL), then any worker only the other tables mention.
 names = list(dict.fromkeys([*attribution["worker"], *common.known_workers()]))

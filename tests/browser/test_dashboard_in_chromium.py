@@ -1,9 +1,11 @@
 """The control room in a real browser: Debian's chromium, driven by Selenium, on a store the daemon wrote.
 
 One daemon run, one Streamlit server and one browser serve the whole module. The
-Overview page must draw its equity chart with data in it, and no page in the
-navigation may show a Streamlit exception box or an error alert. Screenshots go
-to the test's temporary folder and to logs/screenshots/ for people to look at.
+Overview page must draw its equity chart with data in it, no page in the
+navigation may show a Streamlit exception box or an error alert, and every page
+must open from its own URL (`/overview` too, not only `/`) without Streamlit's
+"Page not found" dialog. Screenshots go to the test's temporary folder and to
+logs/screenshots/ for people to look at.
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 1000
 MAX_SCREENSHOT_HEIGHT = 8000
 # Every page the control room is meant to have; app.py leaves a missing page file out of the navigation.
 EXPECTED_PAGES = {"Overview", "Trades", "Workers", "Config", "Logs", "Controls", "Report"}
+# The URL path of each page (a bookmark, a link in a runbook) and the title it must show.
+PAGE_URLS = {page.lower(): page for page in EXPECTED_PAGES}
+# What Streamlit's frontend shows, in a modal, for a URL path no page answers to.
+PAGE_NOT_FOUND = "Page not found"
 
 # Streamlit's own test ids (streamlit 1.67 frontend).
 APP = '[data-testid="stApp"]'
 EXCEPTION_BOX = '[data-testid="stException"]'
+PAGE_TITLE = '[data-testid="stMain"] h1'
 ERROR_ALERT = '[data-testid="stAlertContentError"]'
 NAV_LINKS = '[data-testid="stSidebarNavLink"], [data-testid="stTopNavLink"]'
 # The equity chart drawn by dashboard/pages/overview.py: a plotly chart inside the keyed equity container.
@@ -205,6 +212,15 @@ def problems_on_page(driver: WebDriver) -> list[str]:
     return [f"exception box: {box.text!r}" for box in boxes] + [f"error alert: {alert.text!r}" for alert in alerts]
 
 
+def page_not_found_shown(driver: WebDriver) -> bool:
+    return PAGE_NOT_FOUND in driver.find_element(By.TAG_NAME, "body").text
+
+
+def page_title(driver: WebDriver) -> str:
+    titles = driver.find_elements(By.CSS_SELECTOR, PAGE_TITLE)
+    return titles[0].text.strip() if titles else ""
+
+
 def save_screenshot(driver: WebDriver, folder: Path, name: str) -> Path:
     """Save the whole page, not just the first screen, to `folder` and to logs/screenshots/."""
     path = folder / f"{name}.png"
@@ -275,3 +291,35 @@ def test_every_page_in_navigation_when_loaded_then_shows_no_exception(
         if found := problems_on_page(browser):
             problems[title] = found
     assert problems == {}, f"pages with errors: {problems}\nstreamlit log:\n{control_room.log_path.read_text()}"
+
+
+def test_every_page_when_opened_by_its_url_then_renders_without_page_not_found(
+    control_room: ControlRoom, browser: WebDriver, tmp_path: Path
+) -> None:
+    # The check must be able to fail: a path no page answers to does bring the dialog up.
+    browser.get(f"{control_room.url}/no-such-page")
+    wait_until_script_done(browser)
+    try:
+        WebDriverWait(browser, PAGE_TIMEOUT_S, poll_frequency=0.25).until(page_not_found_shown)
+    except TimeoutException:
+        save_screenshot(browser, tmp_path, "url-no-such-page")
+        pytest.fail(f"no {PAGE_NOT_FOUND!r} dialog for an unknown URL: the check below would prove nothing")
+
+    failures: dict[str, str] = {}
+    for url_path, title in sorted(PAGE_URLS.items()):
+        browser.get(f"{control_room.url}/{url_path}")
+        try:
+            WebDriverWait(browser, PAGE_TIMEOUT_S, poll_frequency=0.25).until(
+                lambda drv, title=title: page_title(drv) == title
+            )
+        except TimeoutException:
+            failures[url_path] = f"title {page_title(browser)!r}, not {title!r}"
+            continue
+        wait_until_script_done(browser)
+        if page_not_found_shown(browser):
+            failures[url_path] = f"{PAGE_NOT_FOUND!r} dialog"
+        elif found := problems_on_page(browser):
+            failures[url_path] = "; ".join(found)
+    assert failures == {}, (
+        f"pages that do not open by URL: {failures}\nstreamlit log:\n{control_room.log_path.read_text()}"
+    )

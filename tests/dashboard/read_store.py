@@ -8,6 +8,7 @@ Its figures, worked out by hand, are in the docstring of `build_tiny_store`.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,25 @@ def build_tiny_store(store_dir: Path) -> Path:
     return store_dir
 
 
+def build_flat_store(store_dir: Path, equities: tuple[float, ...] = (10_000.0, 10_000.5, 10_001.0, 10_000.5)) -> Path:
+    """Write a store whose only events are equity samples a few cents apart (a desk that has not traded)."""
+    timeline = _Timeline()
+    timeline.add(at(0), ev.AccountOpened, currency="USD", cash=equities[0])
+    high = 0.0
+    for slot, equity in enumerate(equities):
+        high = max(high, equity)
+        fields = {"equity": equity, "cash": equity, "positions_value": 0.0, "high_water_mark": high}
+        timeline.add(at(slot), ev.EquitySampled, **fields, drawdown_pct=1.0 - equity / high, open_positions=0)
+    store = EventStore(StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db"), store_dir)
+    store.open()
+    try:
+        store.append(timeline.records())
+        store.flush()
+    finally:
+        store.close()
+    return store_dir
+
+
 def run_daemon_in_process(store_dir: Path, candles: int) -> Path:
     """Run the real daemon (TradingRuntime) flat out for `candles` minutes into store_dir; return store_dir."""
     from desk.runtime import TradingRuntime  # the daemon, imported only by the tests that run it
@@ -280,14 +300,31 @@ TABLE_MARKERS = {
 }
 
 
+def dataframe_element(page: AppTest, table: str) -> Any:
+    """Return the dataframe element a page draws as `table` (see TABLE_MARKERS); fails unless exactly one is drawn."""
+    marker = TABLE_MARKERS[table]
+    elements = [frame for frame in page.dataframe if marker in frame.value.columns]
+    assert len(elements) == 1, (
+        f"{len(elements)} tables with a {marker!r} column: {[list(f.value.columns) for f in page.dataframe]}"
+    )
+    return elements[0]
+
+
 def dataframe(page: AppTest, table: str) -> pd.DataFrame:
     """Return the table a page shows as `table` (see TABLE_MARKERS); fails unless exactly one is drawn."""
-    marker = TABLE_MARKERS[table]
-    frames = [frame.value for frame in page.dataframe if marker in frame.value.columns]
-    assert len(frames) == 1, (
-        f"{len(frames)} tables with a {marker!r} column: {[list(f.value.columns) for f in page.dataframe]}"
-    )
-    return frames[0]
+    return dataframe_element(page, table).value
+
+
+def column_config(page: AppTest, table: str) -> dict[str, Any]:
+    """Return the column configuration a page sent for `table` (labels, formats), by column name."""
+    return json.loads(dataframe_element(page, table).proto.columns or "{}")
+
+
+def plotly_spec(page: AppTest, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the (figure, config) the plotly chart keyed `key` sends to the browser."""
+    charts = [chart for chart in page.get("plotly_chart") if chart.key == key]
+    assert len(charts) == 1, [chart.key for chart in page.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec), json.loads(charts[0].proto.config or "{}")
 
 
 def dataframe_rows(page: AppTest, table: str) -> int:

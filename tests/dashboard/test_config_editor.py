@@ -163,6 +163,30 @@ def test_save_when_locked_then_save_disabled_and_nothing_written(desk: Desk):
     assert _history_files(desk) == [] and desk.commands() == []
 
 
+def test_add_worker_when_locked_then_disabled_like_the_controls_and_enabled_once_unlocked(desk: Desk):
+    at = open_page(PAGE)  # not unlocked
+
+    assert widget(at, "button", ".add").disabled
+    assert "Adding a worker needs the operator password (sidebar)." in page_text(at)
+
+    unlock(at)
+    assert not widget(at, "button", ".add").disabled
+    assert "Adding a worker needs the operator password (sidebar)." not in page_text(at)
+    widget(at, "button", ".add").click().run()
+    assert widget(at, "text_input", ".new0.name").value == ""
+    assert desk.commands() == []
+
+
+def test_add_worker_when_session_locked_after_render_then_handler_adds_no_slot(desk: Desk):
+    at = unlock(open_page(PAGE))
+    at.session_state["desk_operator_unlocked"] = False  # as if the unlock expired while the page was open
+
+    widget(at, "button", ".add").click().run()  # drawn enabled on the last run; the handler decides
+
+    assert not [w for w in at.main.text_input if (w.key or "").endswith(".new0.name")]
+    assert "Unlock operator actions to add a worker." in "\n".join(e.value for e in at.main.error)
+
+
 def test_render_when_no_password_configured_then_read_only_and_told_how_to_enable(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ):
@@ -173,6 +197,7 @@ def test_render_when_no_password_configured_then_read_only_and_told_how_to_enabl
     assert not at.sidebar.text_input  # nothing to type a password into
     widget(at, "text_area", ".raw").input(desk.config_path.read_text() + "\n# edited\n").run()
     assert widget(at, "button", "rawtab.save").disabled
+    assert widget(at, "button", ".add").disabled
 
 
 def test_unlock_when_password_wrong_then_stays_locked_without_echoing_it(desk: Desk):

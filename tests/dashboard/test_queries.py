@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -14,7 +15,7 @@ from dashboard.common import StoreLocationError, ledger_csv, resolve_store
 from desk.services.store import recent
 from desk.services.store.journal import Journal
 from desk.services.store.queries import StoreReader
-from desk.services.store.readonly import readonly_url
+from desk.services.store.readonly import StoreReadError, readonly_url
 from desk.services.store.recent import read_recent
 from tests.dashboard.read_store import DAY, T0, at, build_tiny_store, equity_at
 
@@ -202,6 +203,37 @@ def test_worker_attribution_when_trades_known_then_win_rate_expectancy_and_drawd
         1,
     )
     assert (gamma.trades, gamma.faults, gamma.state, gamma.state_reason) == (0, 2, "disabled", "2 consecutive faults")
+
+
+def test_worker_attribution_when_workers_named_then_idle_ones_listed_with_zeros(tiny) -> None:
+    table = tiny.worker_attribution(workers=("alpha", "eth-rsi")).set_index("worker")
+    assert set(table.index) == {"alpha", "beta", "gamma", "eth-rsi"}
+    idle = table.loc["eth-rsi"]
+    assert (idle.trades, idle.wins, idle.net_pnl, idle.max_drawdown, idle.faults, idle.state) == (
+        0,
+        0,
+        0.0,
+        0.0,
+        0,
+        "active",
+    )
+    assert pd.isna(idle.win_rate) and pd.isna(idle.expectancy) and pd.isna(idle.avg_win)
+    assert table.loc["alpha", "trades"] == 4  # naming a worker changes nothing about its figures
+
+
+def test_learner_summary_when_workers_named_then_idle_ones_listed_with_zero_counts(tiny) -> None:
+    summary = tiny.learner_summary(workers=["gamma", "alpha"]).set_index("worker")
+    assert list(summary.index) == ["alpha", "beta", "gamma"]
+    assert summary.loc["gamma", ["intents", "scored", "vetoed", "outcomes", "wins"]].tolist() == [0, 0, 0, 0, 0]
+    assert pd.isna(summary.loc["gamma", "mean_score"])
+    assert summary.loc["alpha", "intents"] == tiny.learner_summary().set_index("worker").loc["alpha", "intents"]
+
+
+def test_reader_when_database_driver_missing_then_store_read_error_without_password(tmp_path: Path) -> None:
+    reader = StoreReader("postgresql+nosuchdriver://desk:canary-pg-secret-99@127.0.0.1/desk", tmp_path / "journal")
+    with pytest.raises(StoreReadError) as caught:
+        reader.summary()
+    assert "canary-pg-secret-99" not in str(caught.value) and "cannot open" in str(caught.value)
 
 
 def test_worker_attribution_when_period_given_then_only_trades_exiting_inside(tiny) -> None:

@@ -17,18 +17,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from streamlit import config as streamlit_config
 
 from desk.services.store.queries import StoreReader
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, config_data_for_tests, deep_update
 from tests.dashboard.read_store import (
     APP,
     PAGE_TIMEOUT_S,
+    build_flat_store,
     build_tiny_store,
+    column_config,
     dataframe,
+    dataframe_element,
     dataframe_rows,
     open_page,
+    plotly_spec,
     run_daemon_in_process,
     texts,
     write_daemon_config,
@@ -36,6 +42,17 @@ from tests.dashboard.read_store import (
 
 READ_PAGES = ("overview.py", "trades.py", "workers.py", "logs.py", "report.py")
 DAEMON_CANDLES = 1500
+EMPTY_CELL = "\u2013"  # what tables show for a missing value, instead of the text "None"
+# Every page by the URL path it answers to ("/overview" as well as "/" for the default page).
+PAGE_URLS = {
+    "overview": "Overview",
+    "trades": "Trades",
+    "workers": "Workers",
+    "config": "Config",
+    "logs": "Logs",
+    "controls": "Controls",
+    "report": "Report",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -103,15 +120,51 @@ def test_overview_when_daemon_ran_then_metrics_equity_chart_and_feed(point_at, d
     point_at(daemon_store)
     page = open_page("overview.py")
     metrics = {metric.label: metric.value for metric in page.metric}
-    assert list(metrics) == ["Equity", "Today's PnL", "Open exposure", "Drawdown", "Closed trades"]
+    assert list(metrics) == ["Equity", "Today's PnL", "Drawdown", "Open exposure", "High-water mark", "Closed trades"]
     assert metrics["Equity"].startswith("$") and metrics["Drawdown"].endswith("%")
+    assert metrics["High-water mark"].startswith("$")
+    # Two rows of three: five or more to a row cut "$10,000.00" short at a 1400 px window.
+    rows = [block for block in page.main.children.values() if any(c.type == "metric" for c in _leaves(block))]
+    assert [len(row.children) for row in rows] == [3, 3]
     assert any("Daemon not running" in text and "stopped cleanly" in text for text in texts(page, "warning"))
     assert any("Trading **ACTIVE**" in text for text in texts(page, "success"))
-    assert {chart.key for chart in page.get("plotly_chart")} == {"equity_chart", "drawdown_chart"}
+    # Equity and drawdown are one figure on one time axis, in the keyed container the browser test looks for.
+    assert [chart.key for chart in page.get("plotly_chart")] == ["equity_chart"]
     assert any(block.key == "overview_equity" for block in page.container)
     assert '<div id="equity-chart"></div>' in texts(page, "markdown")
+    figure, config = plotly_spec(page, "equity_chart")
+    axes = {trace.get("name"): (trace["xaxis"], trace["yaxis"]) for trace in figure["data"]}
+    assert axes["equity"] == ("x", "y") and axes["drawdown"] == ("x2", "y2")
+    assert figure["layout"]["xaxis"]["matches"] == "x2"  # zooming one panel zooms both
+    assert figure["layout"]["legend"]["orientation"] == "h"  # above the plot: both panels get the full width
+    yaxis = figure["layout"]["yaxis"]
+    assert yaxis["tickformat"] == "$,.0f"  # "$9,500"; a dollar sign after the minus: "-$50"
+    assert figure["layout"]["yaxis2"]["ticksuffix"] == "%"
+    assert config["displayModeBar"] is False  # no mode bar over the data
     assert dataframe_rows(page, "feed_table") == 3
     assert not page.error
+
+
+def _leaves(node):
+    """Every element under a block of an AppTest tree."""
+    children = getattr(node, "children", None)
+    if not isinstance(children, dict) or not children:
+        return [node]
+    return [leaf for child in children.values() for leaf in _leaves(child)]
+
+
+def test_overview_when_equity_is_flat_then_dollar_ticks_over_a_minimum_range(point_at, tmp_path) -> None:
+    point_at(build_flat_store(tmp_path / "flat"))
+    page = open_page("overview.py")
+    figure, _ = plotly_spec(page, "equity_chart")
+    yaxis = figure["layout"]["yaxis"]
+    # Whole dollars, and a range of at least $20 around the line: never ticks like "10.0005k".
+    assert yaxis["tickformat"] == "$,.0f"  # "$9,500"; a dollar sign after the minus: "-$50"
+    low, high = yaxis["range"]
+    assert high - low >= 20 and low < 10_000.0 and high > 10_001.0
+    # No drawdown to speak of: the axis still reaches a whole percent below zero.
+    assert figure["layout"]["yaxis2"]["range"][0] <= -1.0
+    assert not page.error and not page.exception
 
 
 def test_trades_when_daemon_ran_then_ledger_totals_page_and_csv_download(point_at, daemon_store) -> None:
@@ -121,6 +174,19 @@ def test_trades_when_daemon_ran_then_ledger_totals_page_and_csv_download(point_a
     assert trades > 0
     assert {metric.label: metric.value for metric in page.metric}["Trades"] == f"{trades:,}"
     assert dataframe_rows(page, "ledger_table") == min(trades, 100)
+    ledger = column_config(page, "ledger_table")
+    assert ledger["exit_time"]["type_config"] == {"type": "datetime", "format": "YYYY-MM-DD HH:mm"}
+    assert ledger["net_pnl"]["type_config"]["format"] == "dollar"
+    # The outcome is in view, and the exit time and worker stay put while the mechanics scroll in.
+    assert list(dataframe(page, "ledger_table").columns[:6]) == [
+        "exit_time",
+        "worker",
+        "symbol",
+        "net_pnl",
+        "r_multiple",
+        "exit_reason",
+    ]
+    assert ledger["exit_time"]["pinned"] is True and ledger["worker"]["pinned"] is True
     assert [button.label for button in page.download_button] == [
         f"Download the filtered ledger as CSV ({trades:,} trades)"
     ]
@@ -172,8 +238,35 @@ def test_trades_when_filtered_by_worker_then_only_its_trades_and_open_position_s
     point_at(tiny_store)
     page = open_page("trades.py", lambda at: at.multiselect(key="trades_workers").select("alpha"))
     assert dataframe_rows(page, "open_positions_table") == 1
+    # Short headers and minute times, so the thirteen columns fit a 1400 px window; blanks, not "None".
+    positions = column_config(page, "open_positions_table")
+    assert positions["entry_time"]["type_config"] == {"type": "datetime", "format": "YYYY-MM-DD HH:mm"}
+    assert [positions[c]["label"] for c in ("stop_price", "take_profit", "unrealized_r")] == ["stop", "target", "R"]
+    assert dataframe_element(page, "open_positions_table").proto.placeholder == EMPTY_CELL
     assert dataframe_rows(page, "ledger_table") == 4
     assert {metric.label: metric.value for metric in page.metric}["Net PnL"] == "+$10.00"
+
+
+def test_workers_when_config_lists_idle_worker_then_it_is_in_every_table_with_zeros(point_at, tiny_store, tmp_path):
+    store_dir = point_at(tmp_path / "with-config")
+    shutil.copytree(tiny_store, store_dir)
+    workers = [{"name": name, "symbol": "ETH/USD", "strategy": "rsi"} for name in ("alpha", "beta", "eth-rsi")]
+    (store_dir / "config.yaml").write_text(yaml.safe_dump({"workers": workers}))
+    page = open_page("workers.py")
+
+    attribution = dataframe(page, "attribution_table").set_index("worker")
+    # eth-rsi is configured and did nothing; gamma is not configured but faulted: both are listed.
+    assert set(attribution.index) == {"alpha", "beta", "gamma", "eth-rsi"}
+    idle = attribution.loc["eth-rsi"]
+    assert (idle.trades, idle.net_pnl, idle.fees, idle.faults, idle.open_positions) == (0, 0.0, 0.0, 0, 0)
+    assert pd.isna(idle.win_rate) and pd.isna(idle.expectancy)  # drawn as EMPTY_CELL, never "None"
+    learner = dataframe(page, "learner_summary_table").set_index("worker")
+    assert list(learner.index) == ["alpha", "beta", "eth-rsi"]
+    assert (learner.loc["eth-rsi", "intents"], learner.loc["eth-rsi", "vetoed"]) == (0, 0)
+    for table in ("attribution_table", "learner_summary_table"):
+        assert dataframe_element(page, table).proto.placeholder == EMPTY_CELL
+    assert "eth-rsi" in page.selectbox(key="workers_choice").options
+    assert not page.error and not page.exception
 
 
 def test_workers_when_faulting_worker_selected_then_its_faults_and_state(point_at, tiny_store) -> None:
@@ -181,6 +274,10 @@ def test_workers_when_faulting_worker_selected_then_its_faults_and_state(point_a
     page = open_page("workers.py", lambda at: at.selectbox(key="workers_choice").select("gamma"))
     assert dataframe_rows(page, "faults_table") == 2
     assert "gamma has no closed trades yet." in texts(page, "info")
+    # Nothing configured here (no config.yaml): the workers come from the store, None cells drawn blank.
+    assert set(dataframe(page, "attribution_table")["worker"]) == {"alpha", "beta", "gamma"}
+    assert all(frame.proto.placeholder == EMPTY_CELL for frame in page.dataframe)
+    assert all(plotly_spec(page, chart.key)[1]["displayModeBar"] is False for chart in page.get("plotly_chart"))
 
 
 def test_logs_when_error_level_and_auto_refresh_then_errors_in_a_fragment(point_at, tiny_store) -> None:
@@ -206,12 +303,26 @@ def test_app_when_run_then_navigation_in_order_and_overview_first(point_at, tiny
     app = AppTest.from_file(str(APP), default_timeout=PAGE_TIMEOUT_S).run()
     assert not app.exception and app.title[0].value == "Overview"
     # AppTest keeps the registered navigation privately; it is the only view of the order.
-    titles = [page["page_name"] for page in app._registered_pages.values()]
+    titles = list(dict.fromkeys(page["page_name"] for page in app._registered_pages.values()))
     expected = ["Overview", "Trades", "Workers", "Config", "Logs", "Controls", "Report"]
-    assert titles == [title for title in expected if title in titles]
-    assert {"Overview", "Trades", "Workers", "Logs", "Report"} <= set(titles)
+    assert titles == expected
     app.switch_page("pages/report.py").run()
     assert not app.exception and app.title[0].value == "Report"
+
+
+def test_app_when_each_page_opened_by_its_url_then_that_page_renders(point_at, tiny_store) -> None:
+    """`/overview` as well as `/`: a URL Streamlit does not know shows a "Page not found" dialog instead."""
+    from streamlit.testing.v1 import AppTest
+
+    point_at(tiny_store)
+    app = AppTest.from_file(str(APP), default_timeout=PAGE_TIMEOUT_S).run()
+    by_url = {page["url_pathname"]: page_hash for page_hash, page in app._registered_pages.items()}
+    assert set(by_url) == {"", *PAGE_URLS}  # "" is the default page, served at "/"
+    for url_path, title in PAGE_URLS.items():
+        app._page_hash = by_url[url_path]  # what the browser asks for when it loads /<url_path>
+        app.run()
+        assert not app.exception, (url_path, [e.value for e in app.exception])
+        assert app.title[0].value == title, url_path
 
 
 def test_app_when_some_page_files_are_missing_then_navigation_has_only_the_others(point_at, tmp_path) -> None:
@@ -225,8 +336,10 @@ def test_app_when_some_page_files_are_missing_then_navigation_has_only_the_other
         (pages / name).write_text(f"import streamlit as st\n\nst.title({title!r})\n")
     app = AppTest.from_file(str(tmp_path / "dashboard" / "app.py"), default_timeout=PAGE_TIMEOUT_S).run()
     assert not app.exception
-    assert [page["page_name"] for page in app._registered_pages.values()] == ["Trades", "Report"]
-    assert app.title[0].value == "Trades"  # the first page that exists is the default
+    pages = [(page["page_name"], page["url_pathname"]) for page in app._registered_pages.values()]
+    # The first page that exists is the default, at "/" and by its own URL.
+    assert pages == [("Trades", ""), ("Trades", "trades"), ("Report", "report")]
+    assert app.title[0].value == "Trades"
 
 
 def test_dashboard_when_imported_then_no_engine_runtime_or_exchange_code_is_loaded() -> None:
@@ -272,3 +385,32 @@ def test_pages_when_daemon_is_writing_then_each_renders_again_and_again(point_at
         daemon.wait(timeout=30)
     assert renders_while_running >= 1, "the daemon finished before any page rendered beside it"
     assert daemon.returncode == 0, log_path.read_text()  # SIGTERM is a clean stop
+
+
+# --- a database the control room cannot reach, with a password in its URL -----------------------------
+
+PG_SECRET = "canary-pg-secret-99"
+PG_URL = f"postgresql://desk:{PG_SECRET}@127.0.0.1/desk"
+
+
+@pytest.mark.parametrize("page_file", [*READ_PAGES, "config_editor.py", "controls.py"])
+def test_page_when_postgres_url_has_a_password_then_masked_and_unreachable_store_said_plainly(
+    page_file, tmp_path, monkeypatch
+) -> None:
+    from tests.dashboard.operator_pages import rendered_text
+
+    config = tmp_path / "config.yaml"
+    store = {"journal_dir": str(tmp_path / "journal"), "database_url": PG_URL}
+    config.write_text(yaml.safe_dump(deep_update(config_data_for_tests(), {"store": store}), sort_keys=False))
+    monkeypatch.setenv("DESK_CONFIG", str(config))
+    monkeypatch.delenv("DESK_STORE_DIR", raising=False)
+    monkeypatch.delenv("DESK_DASHBOARD_PASSWORD", raising=False)
+
+    page = open_page(page_file)  # fails on any exception
+
+    shown = rendered_text(page)
+    assert PG_SECRET not in shown
+    assert "postgresql://desk:***@127.0.0.1/desk" in shown
+    if page_file in READ_PAGES:  # they read the database at once: one clear error, then the page stops
+        assert [text for text in texts(page, "error") if "Cannot read the store at" in text], texts(page, "error")
+        assert any("postgresql://desk:***@127.0.0.1/desk" in text for text in texts(page, "caption"))
