@@ -25,7 +25,11 @@ class Feed(Protocol):
 
     def next_candles(self) -> list[Candle] | None:
         """Return the next closed 1-minute candle of every symbol, all with the same `ts`,
-        in `symbols` order; `None` once the feed is exhausted."""
+        in `symbols` order; `None` once the feed is exhausted.
+
+        A replay of recorded candles leaves out a symbol that has no candle in that minute
+        (a gap in its data), so a batch may hold fewer candles than `symbols`, never none.
+        """
         ...
 
     def seek(self, after_ts: int) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from desk.core.types import MINUTE_MS, Candle, Market
 
-__all__ = ["BLOCK_MINUTES", "REGIMES", "SimulatedMarket"]
+__all__ = ["BLOCK_MINUTES", "REGIMES", "SimulatedMarket", "market_rules"]
 
 # Minutes generated per RNG draw. Generation always happens in whole blocks, so the
 # block size is part of the determinism contract: changing it changes every path.
@@ -156,8 +156,26 @@ def _parse_symbol(symbol: str) -> tuple[str, str]:
     return base, quote
 
 
-def _derive_market(symbol: str, base: str, quote: str, price: float) -> Market:
-    """Kraken's rules for the majors; otherwise rules that fit the price level."""
+def market_rules(symbol: str, price: float) -> Market:
+    """Derive Kraken-like exchange rules for "BASE/QUOTE" trading near `price` (in the quote currency).
+
+    Kraken's published rules for the majors; otherwise price decimals that fit the
+    price level and a minimum amount worth about 5 USD at that price. Feeds that
+    know a real price (a replay) use this; the simulated market derives the same
+    rules from its own starting prices.
+    """
+    base, quote = _parse_symbol(symbol)
+    if not price > 0:
+        raise ValueError(f"price for {symbol} must be positive, got {price}")
+    return _derive_market(symbol, base, quote, price, base_usd=price * _usd_price(quote))
+
+
+def _derive_market(symbol: str, base: str, quote: str, price: float, base_usd: float | None = None) -> Market:
+    """Kraken's rules for the majors; otherwise rules that fit the price level.
+
+    `base_usd` is the base asset's USD price for the minimum amount; by default the
+    simulated market's table (a replay passes the price it actually saw).
+    """
     rules = _KRAKEN_RULES.get(symbol)
     if rules is not None:
         price_decimals, amount_decimals, min_amount, min_cost = rules
@@ -165,7 +183,8 @@ def _derive_market(symbol: str, base: str, quote: str, price: float) -> Market:
         # Enough decimals to show _PRICE_SIGNIFICANT_DIGITS digits, at least one, as Kraken does.
         price_decimals = min(10, max(1, _PRICE_SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(price))))
         amount_decimals = _DEFAULT_AMOUNT_DECIMALS
-        min_amount = max(_round_significant(_MIN_ORDER_USD / _usd_price(base), 1), 10.0**-amount_decimals)
+        usd = _usd_price(base) if base_usd is None else base_usd
+        min_amount = max(_round_significant(_MIN_ORDER_USD / usd, 1), 10.0**-amount_decimals)
         min_cost = _DEFAULT_MIN_COST
     return Market(
         symbol=symbol,
