@@ -119,6 +119,9 @@ class PortfolioConfig(_Section):
     kelly_fraction: float = Field(0.25, gt=0, le=1)
     kelly_min_trades: int = Field(20, ge=1, description="fixed-risk sizing until a worker has this many trades")
     max_allocation_per_worker: float = Field(0.25, gt=0, le=1, description="share of equity one worker may hold")
+    cash_buffer: float = Field(
+        0.005, ge=0, lt=0.5, description="share of cash kept back when sizing, for slippage and next-open gaps"
+    )
     fees: FeesConfig = FeesConfig()
 
 

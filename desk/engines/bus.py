@@ -52,6 +52,8 @@ class EventBus:
         self._holders.append(holder)
 
     def publish(self, events: Iterable[Event]) -> list[Event]:
+        if not events:
+            return []
         stamped: list[Event] = []
         records: list[dict] = []
         for event in events:

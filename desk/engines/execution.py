@@ -245,9 +245,10 @@ class ExecutionEngine:
     def on_candle(self, candle: Candle) -> list[Event]:
         """Match resting orders against the candle, book entries and exits, then trail stops."""
         published = self._bus.publish(self._broker.on_candle(candle))
-        published += self._book_fills(published)
+        if published:
+            published += self._book_fills(published)
         for position in list(self.positions.values()):
-            if position.symbol == candle.symbol and position.trailing_stop_pct:
+            if position.trailing_stop_pct and position.symbol == candle.symbol:
                 published += self._trail(position, candle)
         return published
 

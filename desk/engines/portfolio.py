@@ -106,7 +106,7 @@ class Portfolio:
             raw_qty = self._raw_qty(request, equity)
             cap_notional = self.config.max_allocation_per_worker * equity * min(request.weight, 1.0)
             # Keep a little cash back for slippage so the broker never sees an order it must reject.
-            cash_notional = available / (1.0 + taker_fee) * 0.995
+            cash_notional = available / (1.0 + taker_fee) * (1.0 - self.config.cash_buffer)
             qty = market.floor_amount(min(raw_qty, cap_notional / request.price, cash_notional / request.price))
             if qty <= 0 or qty < market.min_amount or qty * request.price < market.min_cost:
                 reason = (

@@ -158,8 +158,8 @@ class PaperBroker:
         candle closed never match it (no look-ahead).
         """
         market = self._markets.get(candle.symbol)
-        if market is None:
-            return []
+        if market is None or not self._orders:
+            return []  # most candles of a replay meet no resting order at all
         ts = candle.ts + MINUTE_MS
         live = [o for o in self._orders.values() if o.symbol == candle.symbol and o.submitted_ms < ts]
         # Market orders sent at the last close trade at this open, before anything else can happen.

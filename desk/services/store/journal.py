@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from desk.core.errors import JournalError
+from desk.services.store.encoding import encode_json
 
 try:  # Unix only; elsewhere the desk runs without the single-writer guard.
     import fcntl
@@ -35,8 +36,6 @@ _DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.jsonl$")
 _DAY_MS = 86_400_000
 # How far back to look at a time for the start of a file's last line.
 _TAIL_CHUNK = 64 * 1024
-# One shared encoder: json.dumps with non-default options builds a new encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class Journal:
@@ -122,7 +121,7 @@ class Journal:
             # into an older file: file order has to stay seq order, so such records join the newest day.
             day = max(self._day_name(ts_event), floor_day)
             try:
-                line = _ENCODER.encode(record)
+                line = encode_json(record)
             except (ValueError, TypeError) as exc:
                 raise JournalError(f"seq {seq} ({record.get('type')}) cannot be journaled: {exc}") from exc
             chunks.setdefault(day, []).append(line)

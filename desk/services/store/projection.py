@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from desk.core.errors import DeskError
 from desk.services.store import schema
+from desk.services.store.encoding import encode_json
 from desk.services.store.handlers import HANDLERS, Statements
 
 __all__ = ["ENVELOPE_FIELDS", "CommandRow", "Projection", "ProjectionError", "open_engine"]
@@ -44,7 +45,6 @@ __all__ = ["ENVELOPE_FIELDS", "CommandRow", "Projection", "ProjectionError", "op
 ENVELOPE_FIELDS = frozenset(
     {"seq", "id", "type", "ts_event", "ts_init", "worker", "symbol", "correlation_id", "causation_id"}
 )
-_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 COMMAND_STATUSES = ("pending", "applied", "rejected")
 
 
@@ -106,6 +106,10 @@ class _TablePlan:
             self.runs.append((statement, [params]))
             self._last_run_of_statement[id(statement)] = run
         self._last_run_of_key[key] = run
+
+
+def _encode_sorted(value: Any) -> str:
+    return encode_json(value, sort_keys=True)
 
 
 class Plan:
@@ -171,7 +175,7 @@ class Projection:
         status: dict[str, str | None] = {}
         events_insert = statements.events_insert
         events_table = schema.events
-        encode = _PAYLOAD_ENCODER.encode
+        encode = _encode_sorted
         for record in fresh:
             seq = record["seq"]
             event_type = record["type"]
@@ -273,7 +277,7 @@ class Projection:
         if not command:
             raise ValueError("command must be a non-empty name")
         try:
-            payload_text = _PAYLOAD_ENCODER.encode(payload)
+            payload_text = _encode_sorted(payload)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"command {command!r}: payload is not finite JSON: {exc}") from exc
         row = {

@@ -1,0 +1,170 @@
+"""Replay speed: the desk's full engine path against backtesting.py on the same candles.
+
+Generates seeded geometric-Brownian-motion 1-minute candles (100k and 1M bars by
+default), then on the same data and in the same run:
+
+- replays them through the desk (`desk.backtest.run_backtest`: worker, learner,
+  risk, portfolio, execution, paper broker, journal and SQLite) with one
+  `sma_cross(10, 30)` worker, all-in sizing, 0.26 % fee per side, fills at the
+  next open;
+- runs the same strategy in backtesting.py's `FractionalBacktest` (install with
+  `.venv/bin/python -m pip install -r bench/requirements.txt`).
+
+Prints bars/s for both, the ratio, both closed-trade counts and both final
+equities. Both exclude loading the data. The instrument has no exchange minimum
+beyond one satoshi (1e-8), the unit FractionalBacktest trades in, so both stop
+trading at the same point if fees wear the account down.
+
+    .venv/bin/python bench/replay_speed.py [--bars 100000 1000000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from desk.backtest import run_backtest  # noqa: E402
+from desk.config import parse_config  # noqa: E402
+from desk.core.types import Market  # noqa: E402
+from desk.services.feed.replay import ReplayFeed, ReplaySource  # noqa: E402
+from desk.services.logging import configure_logging  # noqa: E402
+from tests.conftest import config_data_for_tests  # noqa: E402
+
+SYMBOL = "GBM/USD"
+FEE = 0.0026
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+CASH = 10_000.0
+
+
+def gbm_candles(bars: int, seed: int) -> pd.DataFrame:
+    """1-minute OHLCV from GBM at 60 %/yr: open = previous close, wicks from two extra draws."""
+    rng = np.random.default_rng(seed)
+    sigma = 0.6 / np.sqrt(525_600)
+    log_returns = rng.normal(-0.5 * sigma**2, sigma, bars)
+    close = 60_000.0 * np.exp(np.cumsum(log_returns))
+    open_ = np.concatenate(([60_000.0], close[:-1]))
+    wick = np.abs(rng.normal(0.0, sigma, (2, bars)))
+    high = np.maximum(open_, close) * (1.0 + wick[0])
+    low = np.minimum(open_, close) * (1.0 - wick[1])
+    volume = rng.lognormal(1.5, 0.5, bars)
+    ts = START_MS + np.arange(bars, dtype=np.int64) * 60_000
+    return pd.DataFrame({"ts": ts, "open": open_, "high": high, "low": low, "close": close, "volume": volume})
+
+
+class BenchFeed(ReplayFeed):
+    """The replay feed with FractionalBacktest's unit as the only exchange minimum."""
+
+    def markets(self) -> dict[str, Market]:
+        return {
+            SYMBOL: Market(SYMBOL, "GBM", "USD", amount_decimals=8, price_decimals=8, min_amount=1e-8, min_cost=0.0)
+        }
+
+
+def desk_config() -> object:
+    data = config_data_for_tests()
+    data["settings"]["starting_cash"] = CASH
+    data["feed"].update({"symbols": [SYMBOL], "seed_candles": 0})
+    # No protective exits in reach and no risk halts: the crossover alone decides, as in backtesting.py.
+    data["risk"].update(
+        {
+            "stop_pct": 0.49,
+            "take_profit_r": 50.0,
+            "trailing_stop_pct": None,
+            "max_drawdown_pct": 0.999999,
+            "trapdoor_pct": 0.999998,
+            "daily_loss_limit_pct": 0.999999,
+            "max_concurrent_positions": 1,
+        }
+    )
+    data["portfolio"].update(
+        {"sizing": "pct_equity", "pct_equity": 1.0, "max_allocation_per_worker": 1.0, "cash_buffer": 0.0001}
+    )
+    data["portfolio"]["fees"] = {
+        "taker": FEE,
+        "maker": FEE,
+        "slippage_bps": 0.0,
+        "impact_bps_per_volume_pct": 0.0,
+        "max_volume_fraction": 1.0,
+        "fill_at": "next_open",
+    }
+    data["workers"] = [{"name": "sma", "symbol": SYMBOL, "strategy": "sma_cross", "params": {"fast": 10, "slow": 30}}]
+    return parse_config(data)
+
+
+def run_desk(frame: pd.DataFrame, folder: Path) -> tuple[float, int, float, float]:
+    path = folder / "gbm.parquet"
+    frame.to_parquet(path, index=False)
+    loaded = time.perf_counter()
+    source = ReplaySource(path, SYMBOL, layout="generic")
+    feed = BenchFeed([source])
+    load_s = time.perf_counter() - loaded
+    result = run_backtest(desk_config(), feed, [source], folder / "out")
+    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s
+
+
+def run_backtesting_py(frame: pd.DataFrame) -> tuple[float, int, float]:
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest, crossover
+
+    def sma(values: np.ndarray, n: int) -> np.ndarray:
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class SmaCross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(sma, self.data.Close, 10)
+            self.slow = self.I(sma, self.data.Close, 30)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                if not self.position:
+                    self.buy()
+            elif crossover(self.slow, self.fast) and self.position:
+                self.position.close()
+
+    data = frame.rename(columns=str.capitalize).set_index(pd.to_datetime(frame["ts"], unit="ms"))
+    data = data[["Open", "High", "Low", "Close", "Volume"]]
+    backtest = FractionalBacktest(data, SmaCross, cash=CASH, commission=FEE, finalize_trades=False)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = backtest.run()
+    return time.perf_counter() - started, int(stats["# Trades"]), float(stats["Equity Final [$]"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    print(f"Python {platform.python_version()} on {platform.machine()}; sma_cross(10, 30), fee {FEE:.2%} per side")
+    header = (
+        f"{'bars':>9} {'desk bars/s':>12} {'bt.py bars/s':>13} {'ratio':>6} {'desk trades':>12} {'bt.py trades':>13}"
+    )
+    print(header + f" {'desk equity':>14} {'bt.py equity':>14} {'desk load s':>12}")
+    for bars in args.bars:
+        frame = gbm_candles(bars, args.seed)
+        with tempfile.TemporaryDirectory() as folder:
+            desk_s, desk_trades, desk_equity, load_s = run_desk(frame, Path(folder))
+        bt_s, bt_trades, bt_equity = run_backtesting_py(frame)
+        desk_rate, bt_rate = bars / desk_s, bars / bt_s
+        print(
+            f"{bars:>9} {desk_rate:>12,.0f} {bt_rate:>13,.0f} {desk_rate / bt_rate:>6.2f} {desk_trades:>12}"
+            f" {bt_trades:>13} {desk_equity:>14.6g} {bt_equity:>14.6g} {load_s:>12.2f}"
+        )
+    print("desk = the full engine path with journal and SQLite projection; both exclude loading the data.")
+
+
+if __name__ == "__main__":
+    main()
