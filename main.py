@@ -41,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--out", default="out/backtest", help="empty folder for the journal, database and report")
     backtest.add_argument("--layout", help="declare the files' column layout instead of detecting it")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep = sub.add_parser("sweep", help="grid or random search of one worker's params, walk-forward, on Ray")
+    sweep.add_argument("--data", nargs="+", required=True, metavar="[SYMBOL=]FILE", help="CSV or Parquet candle files")
+    sweep.add_argument("--worker", required=True, help="the worker whose strategy params are searched")
+    sweep.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="values to try (repeatable)")
+    sweep.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH", help="for --random")
+    sweep.add_argument("--random", type=int, help="draw this many param sets from the --range bounds")
+    sweep.add_argument("--folds", type=int, default=3, help="walk-forward folds (default %(default)s)")
+    sweep.add_argument("--train-fraction", type=float, default=0.7, help="in-sample share of a fold")
+    sweep.add_argument("--metric", default="sharpe", help="ranking metric (default %(default)s)")
+    sweep.add_argument("--seed", type=int, default=0, help="random search seed")
+    sweep.add_argument("--cpus", type=int, help="local worker processes (default: all cores)")
+    sweep.add_argument("--out", default="out/sweep", help="folder for sweep.csv and each run's store")
+    sweep.add_argument("--layout", help="declare the files' column layout instead of detecting it")
     command = sub.add_parser("command", help="send an operator command to the daemon (applied between loops)")
     command.add_argument("name", choices=COMMANDS)
     command.add_argument("worker", nargs="?", default="", help="worker name for pause_worker / resume_worker")
@@ -146,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             return _command(config, args)
         if args.command == "backtest":
             return _backtest(config, args)
+        if args.command == "sweep":
+            from desk.cli_backtest import run_sweep_command
+
+            return run_sweep_command(config, args)
         return _run(config, args)
     except (ConfigError, ReplayDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

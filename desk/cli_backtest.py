@@ -1,4 +1,4 @@
-"""The `backtest` command: validate every input first, then replay, report and summarise."""
+"""The `backtest` and `sweep` commands: validate every input first, then replay, report and summarise."""
 
 from __future__ import annotations
 
@@ -61,4 +61,58 @@ def run_backtest_command(config: DeskConfig, args: argparse.Namespace) -> int:
     print(f"{result.minutes} minutes in {result.wall_seconds:.1f} s ({speed:,.0f} minutes/s), {result.events} events")
     print(f"store:  {out_dir / 'journal'}  and  {out_dir / 'desk.db'}   (./run_dashboard.sh --store {out_dir})")
     print(f"report: {out_dir / 'report.html'}  and  {out_dir / 'report.json'}")
+    return EXIT_OK
+
+
+def _parse_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def parse_grid(specs: list[str], option: str) -> dict[str, list[int | float | str]]:
+    """`NAME=V1,V2` options into a grid; each problem names the option and the text."""
+    grid: dict[str, list[int | float | str]] = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if not name or not values:
+            raise ConfigError([(option, f"{spec!r} must look like NAME=V1,V2")])
+        grid[name.strip()] = [_parse_value(v.strip()) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def run_sweep_command(config: DeskConfig, args: argparse.Namespace) -> int:
+    from desk.sweep import SweepError, SweepSpec, format_table, run_sweep
+
+    worker = next((w for w in config.workers if w.name == args.worker), None)
+    if worker is None:
+        raise ConfigError([("--worker", f"{args.worker!r} is not one of {[w.name for w in config.workers]}")])
+    sources = [s for s in parse_sources(args.data, config.feed.symbols, args.layout) if s.symbol == worker.symbol]
+    if not sources:
+        raise ConfigError([("--data", f"no file for {worker.symbol}, the symbol {worker.name} trades")])
+    ranges = None
+    if args.random:
+        bounds = parse_grid([r.replace(":", ",", 1) for r in args.range], "--range")
+        ranges = {name: (values[0], values[-1]) for name, values in bounds.items()}
+    try:
+        spec = SweepSpec(
+            worker=worker.name,
+            grid=None if args.random else parse_grid(args.grid, "--grid"),
+            random_samples=args.random,
+            ranges=ranges,
+            folds=args.folds,
+            train_fraction=args.train_fraction,
+            metric=args.metric,
+            seed=args.seed,
+        )
+        ReplayFeed(sources)  # every data problem is reported before Ray starts or --out is touched
+        result = run_sweep(config, sources, spec, Path(args.out), num_cpus=args.cpus)
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_table(result))
+    print(f"{result.tasks} runs in {result.wall_seconds:.1f} s; table: {Path(args.out) / 'sweep.csv'}")
     return EXIT_OK
