@@ -57,9 +57,9 @@ class CandleWindow:
             raise ValueError(f"{candle.symbol}: candle at {candle.ts} is not after {self.last_ts}")
         values = (candle.open, candle.high, candle.low, candle.close, candle.volume)
         slot = self._next
-        for row, value in enumerate(values):
-            self._arrays[row, slot] = value
-            self._arrays[row, slot + self.capacity] = value
+        # Two column writes instead of ten scalar ones: this runs for every worker on every candle.
+        self._arrays[:, slot] = values
+        self._arrays[:, slot + self.capacity] = values
         self._next = (slot + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
         self.last_ts = candle.ts
