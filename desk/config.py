@@ -81,9 +81,14 @@ class RiskConfig(_Section):
     take_profit_r: float = Field(2.0, gt=0, le=50, description="take-profit as a multiple of the stop distance")
     trailing_stop_pct: float | None = Field(None, gt=0, lt=0.5)
     max_concurrent_positions: int = Field(5, ge=1, le=1000)
-    trapdoor_pct: float = Field(0.10, gt=0, lt=1, description="no new entries once equity is this far below its high")
-    daily_loss_limit_pct: float = Field(0.05, gt=0, lt=1, description="no new entries for the rest of the UTC day")
-    max_drawdown_pct: float = Field(0.20, gt=0, lt=1, description="HALT; only an operator clears it")
+    # null switches a rule off (research and benchmarks); a live desk should keep all three.
+    trapdoor_pct: float | None = Field(
+        0.10, gt=0, lt=1, description="no new entries once equity is this far below its high"
+    )
+    daily_loss_limit_pct: float | None = Field(
+        0.05, gt=0, lt=1, description="no new entries for the rest of the UTC day"
+    )
+    max_drawdown_pct: float | None = Field(0.20, gt=0, lt=1, description="HALT; only an operator clears it")
     ml_weight: float = Field(0.0, ge=0, le=1, description="weight of the learner's score against confidence")
     retrain_every_trades: int = Field(50, ge=1)
     default_profile: str = "standard"
@@ -93,7 +98,11 @@ class RiskConfig(_Section):
     def _one_sizing_basis(self) -> RiskConfig:
         if (self.risk_per_trade_usd is None) == (self.risk_per_trade_pct is None):
             raise ValueError("set exactly one of risk_per_trade_usd and risk_per_trade_pct")
-        if self.trapdoor_pct > self.max_drawdown_pct:
+        if (
+            self.trapdoor_pct is not None
+            and self.max_drawdown_pct is not None
+            and self.trapdoor_pct > self.max_drawdown_pct
+        ):
             raise ValueError("trapdoor_pct must not exceed max_drawdown_pct (the lock comes before the halt)")
         if self.default_profile not in self.profiles:
             raise ValueError(f"default_profile {self.default_profile!r} is not one of profiles {sorted(self.profiles)}")

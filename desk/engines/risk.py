@@ -84,24 +84,25 @@ class RiskEngine:
         if self.state is TradingState.HALTED or self.high_water_mark <= 0:
             return []
         drawdown = 1.0 - self.equity / self.high_water_mark
-        if drawdown >= self.config.max_drawdown_pct:
-            reason = f"drawdown {drawdown:.2%} reached the {self.config.max_drawdown_pct:.2%} limit"
+        config = self.config
+        if config.max_drawdown_pct is not None and drawdown >= config.max_drawdown_pct:
+            reason = f"drawdown {drawdown:.2%} reached the {config.max_drawdown_pct:.2%} limit"
             return [self._change(TradingState.HALTED, "max_drawdown", reason, ts_event)]
         daily_loss = 1.0 - self.equity / self.day_start_equity if self.day_start_equity > 0 else 0.0
-        if drawdown >= self.config.trapdoor_pct:
+        if config.trapdoor_pct is not None and drawdown >= config.trapdoor_pct:
             rule = "trapdoor"
             reason = f"equity {self.equity:.2f} is {drawdown:.2%} below its high {self.high_water_mark:.2f}"
-        elif daily_loss >= self.config.daily_loss_limit_pct:
+        elif config.daily_loss_limit_pct is not None and daily_loss >= config.daily_loss_limit_pct:
             rule = "daily_loss_limit"
-            reason = f"down {daily_loss:.2%} today, limit {self.config.daily_loss_limit_pct:.2%}"
+            reason = f"down {daily_loss:.2%} today, limit {config.daily_loss_limit_pct:.2%}"
         else:
             # Only the rule that tripped needs the margin; the other is already inside its limit.
             measure, limit = (
-                (daily_loss, self.config.daily_loss_limit_pct)
+                (daily_loss, config.daily_loss_limit_pct)
                 if self.state_rule == "daily_loss_limit"
-                else (drawdown, self.config.trapdoor_pct)
+                else (drawdown, config.trapdoor_pct)
             )
-            recovered = measure <= RECOVERY_MARGIN * limit
+            recovered = limit is None or measure <= RECOVERY_MARGIN * limit
             if self.state is TradingState.REDUCING and recovered:
                 reason = f"drawdown {drawdown:.2%} and today's loss {daily_loss:.2%} are back inside the limits"
                 return [self._change(TradingState.ACTIVE, "recovered", reason, ts_event)]

@@ -106,3 +106,10 @@ def test_risk_budget_when_worker_overrides_pct_then_it_scales_with_equity_and_we
     assert risk.risk_budget_usd(worker) == 20_000 * 0.01 * 0.5
     plain = WorkerConfig(name="v", symbol="BTC/USD", strategy="rsi")
     assert risk.risk_budget_usd(plain) == 50.0
+
+
+def test_evaluate_when_the_rules_are_switched_off_then_any_loss_leaves_trading_active() -> None:
+    risk = RiskEngine(RiskConfig(trapdoor_pct=None, daily_loss_limit_pct=None, max_drawdown_pct=None))
+    sample(risk, 10_000, 0)
+    assert sample(risk, 1.0, 60_000) == []
+    assert risk.state is TradingState.ACTIVE
