@@ -81,9 +81,9 @@ def desk_config() -> object:
             "stop_pct": 0.49,
             "take_profit_r": 50.0,
             "trailing_stop_pct": None,
-            "max_drawdown_pct": 0.999999,
-            "trapdoor_pct": 0.999998,
-            "daily_loss_limit_pct": 0.999999,
+            "max_drawdown_pct": None,
+            "trapdoor_pct": None,
+            "daily_loss_limit_pct": None,
             "max_concurrent_positions": 1,
         }
     )
