@@ -323,6 +323,9 @@ class TradingRuntime:
                 applied = self._reload_config(command, payload, ts)
             else:
                 applied = self.core.handle_command(command, ts)
+            # Journal the outcome before the inbox says "applied": a crash in between must leave the
+            # command pending (and so applied again at start), never acknowledged but unrecorded.
+            self.store.flush()
             self.store.mark_command(row.command_id, applied.status, applied.detail, applied.seq)
             log.info("command_applied", command=row.command, status=applied.status, detail=applied.detail)
 
@@ -337,7 +340,7 @@ class TradingRuntime:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            return self.core.acknowledge(command, "rejected", str(exc), ts)
+            return self.core.acknowledge(command, "rejected", str(redact(str(exc))), ts)
         needs_restart = restart_required(self.config, new)
         applied = live_changes(self.config, new)
         worker_changes = reconfigure(self.core, new, ts)

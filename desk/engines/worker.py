@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from desk.config import WorkerConfig
 from desk.core.events import Event, WorkerFaulted, WorkerStateChanged
+from desk.core.redaction import redact
 from desk.core.types import Candle, Signal
 from desk.strategies.base import CandleWindow, Strategy
 from desk.strategies.registry import build_strategy
@@ -94,7 +95,8 @@ class Worker:
             error_type = type(error).__name__
             frames = traceback.extract_tb(error.__traceback__)
             where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-            message = f"{error}{where}"
+            # A strategy's exception text lands in the journal and on the Logs page: no secrets in it.
+            message = f"{redact(str(error))}{where}"
         else:
             error_type, message = "Timeout", error
         events: list[Event] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,8 @@ def test_reset_account_when_positions_are_open_then_flattened_and_cash_restored(
     assert runtime.broker.open_orders == ()
     samples = [r for r in records if r["type"] == "EquitySampled" and r["seq"] > reset["seq"]]
     assert samples[0]["equity"] == config.settings.starting_cash
+    # The control room reads the projection: nothing may still look open there.
+    with sqlite3.connect(tmp_path / "desk.db") as connection:
+        open_positions = connection.execute("SELECT COUNT(*) FROM positions WHERE status = 'open'").fetchone()[0]
+        open_orders = connection.execute("SELECT COUNT(*) FROM orders WHERE status = 'open'").fetchone()[0]
+    assert (open_positions, open_orders) == (0, 0)

@@ -380,11 +380,14 @@ def _decode_number(column: pa.ChunkedArray, field: int, report: _Report) -> np.n
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         values = np.ascontiguousarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
         report.rows(np.isnan(values), field, lambda row: "missing value (empty, NaN or null)")
+        report.rows(np.isinf(values), field, lambda row: f"{values[row]} is not a finite number")
         return values
     text, blank = _as_text(column)
     values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
     report.rows(blank, field, lambda row: "missing value (empty, NaN or null)")
     report.rows(np.isnan(values) & ~blank, field, lambda row: f"{text[row]!r} is not a number")
+    # "inf" and "1e400" parse; a price or volume must still be a finite number.
+    report.rows(np.isinf(values), field, lambda row: f"{text[row]!r} is not a finite number")
     return values
 
 

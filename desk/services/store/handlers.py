@@ -68,6 +68,18 @@ class Statements:
             update(s.runtime_status).where(s.runtime_status.c.key == bindparam("k_key")).values(value=p("value"))
         )
         self.candle_upsert = upsert(s.candles)
+        # An account reset ends whatever was open, whatever it was.
+        self.positions_reset = (
+            update(s.positions)
+            .where(s.positions.c.status == "open")
+            .values(status="closed", qty=0.0, exit_ts=p("ts"), exit_reason=p("reason"), updated_seq=p("seq"))
+        )
+        self.orders_reset = (
+            update(s.orders)
+            # Two comparisons, not IN: an expanding IN cannot be compiled once and run through the driver.
+            .where((s.orders.c.status == "open") | (s.orders.c.status == "partially_filled"))
+            .values(status="cancelled", reason=p("reason"), updated_seq=p("seq"))
+        )
         self.equity_insert = upsert(s.equity)
         self.fault_insert = insert(s.worker_faults)
         self.risk_insert = insert(s.risk_state)
@@ -177,6 +189,12 @@ def _equity_series(st: Statements, plan: Plan, r: Record, status: Status) -> Non
             "open_positions": open_positions,
         }
         plan.add(s.equity, st.equity_insert, ts, row)
+
+
+def _account_reset(st: Statements, plan: Plan, r: Record, status: Status) -> None:
+    params = {"p_ts": r["ts_event"], "p_reason": f"account reset: {r['reason']}", "p_seq": r["seq"]}
+    plan.add_all(s.positions, st.positions_reset, params)
+    plan.add_all(s.orders, st.orders_reset, {"p_reason": params["p_reason"], "p_seq": r["seq"]})
 
 
 def _risk_state_changed(st: Statements, plan: Plan, r: Record, status: Status) -> None:
@@ -325,6 +343,7 @@ HANDLERS: dict[str, Handler] = {
     "RuntimeStopped": _runtime_stopped,
     "CommandApplied": _command_applied,
     "CandleClosed": _candle_closed,
+    "AccountReset": _account_reset,
     "EquitySampled": _equity_sampled,
     "EquitySeries": _equity_series,
     "RiskStateChanged": _risk_state_changed,

@@ -107,6 +107,12 @@ class _TablePlan:
             self._last_run_of_statement[id(statement)] = run
         self._last_run_of_key[key] = run
 
+    def add_barrier(self, statement: Executable, params: dict[str, Any]) -> None:
+        """Queue a statement that touches many rows at once; nothing queued later may run before it."""
+        self.runs.append((statement, [params]))
+        self._last_run_of_statement.clear()
+        self._last_run_of_key.clear()
+
 
 def _encode_sorted(value: Any) -> str:
     return encode_json(value, sort_keys=True)
@@ -126,6 +132,13 @@ class Plan:
         if plan is None:
             plan = self._tables[table.name] = _TablePlan()
         plan.add(statement, key, params)
+
+    def add_all(self, table: Table, statement: Executable, params: dict[str, Any]) -> None:
+        """Queue a statement that changes many rows of `table` (a reset), in order with everything else."""
+        plan = self._tables.get(table.name)
+        if plan is None:
+            plan = self._tables[table.name] = _TablePlan()
+        plan.add_barrier(statement, params)
 
     def executions(self) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
         """Yield (statement, rows) pairs in an order that respects each row's history."""
