@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from desk.core.events import (
     AccountReset,
@@ -60,6 +61,21 @@ class Position:
     take_profit_order_id: str = ""
     exit_order_id: str = ""
     exit_reason: str = ""
+
+
+def _booked_from(position: Position, fill: OrderFilled) -> dict[str, Any]:
+    """The fields an event booking an exit fill (reduced, closed) takes from the position and the fill.
+
+    The fill's time and id (the cause), the position's intent (the correlation), worker, symbol and id.
+    """
+    return {
+        "ts_event": fill.ts_event,
+        "correlation_id": position.intent_id,
+        "causation_id": fill.id,
+        "worker": position.worker,
+        "symbol": position.symbol,
+        "position_id": position.position_id,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +193,7 @@ class ExecutionEngine:
             trailing_stop_pct=plan.trailing_stop_pct,
         )
         published = self._bus.publish([planned])
-        events = self._bus.publish(self._broker.submit(order, ts_event))
-        return published + events + self._book_fills(events)
+        return published + self._publish_and_book(self._broker.submit(order, ts_event))
 
     def _open(self, planned: EntryPlanned, fill: OrderFilled) -> list[Event]:
         stop = planned.stop_price
@@ -244,9 +259,7 @@ class ExecutionEngine:
 
     def on_candle(self, candle: Candle) -> list[Event]:
         """Match resting orders against the candle, book entries and exits, then trail stops."""
-        published = self._bus.publish(self._broker.on_candle(candle))
-        if published:
-            published += self._book_fills(published)
+        published = self._publish_and_book(self._broker.on_candle(candle))
         for position in list(self.positions.values()):
             if position.trailing_stop_pct and position.symbol == candle.symbol:
                 published += self._trail(position, candle)
@@ -276,13 +289,26 @@ class ExecutionEngine:
             reason=reason,
         )
         published += self._bus.publish([requested])
-        events = self._bus.publish(self._broker.submit(order, ts_event))
-        return published + events + self._book_fills(events)
+        return published + self._publish_and_book(self._broker.submit(order, ts_event))
 
     def flatten(self, reason: str, ts_event: int) -> list[Event]:
         published: list[Event] = []
         for worker in sorted({*self.positions, *(p.worker for p in self.pending_entries.values())}):
             published += self.exit(worker, reason, ts_event)
+        return published
+
+    def _publish_and_book(self, events: list[Event]) -> list[Event]:
+        """Publish the broker's events one by one, booking each fill before the next event applies.
+
+        A fill and the cancel of its unfilled remainder arrive together; the
+        position must open from the fill before the cancel retires its plan.
+        """
+        published: list[Event] = []
+        for event in events:
+            stamped = self._bus.publish([event])
+            published += stamped
+            if isinstance(event, OrderFilled):
+                published += self._book_fills(stamped)
         return published
 
     def _book_fills(self, events: Iterable[Event]) -> list[Event]:
@@ -307,12 +333,7 @@ class ExecutionEngine:
             published += self._bus.publish(
                 [
                     PositionReduced(
-                        ts_event=fill.ts_event,
-                        correlation_id=position.intent_id,
-                        causation_id=fill.id,
-                        worker=position.worker,
-                        symbol=position.symbol,
-                        position_id=position.position_id,
+                        **_booked_from(position, fill),
                         qty_closed=fill.qty,
                         price=fill.price,
                         fee=fill.fee,
@@ -331,12 +352,7 @@ class ExecutionEngine:
         fees = position.entry_fee + position.exit_fees
         net = realized - fees
         return PositionClosed(
-            ts_event=fill.ts_event,
-            correlation_id=position.intent_id,
-            causation_id=fill.id,
-            worker=position.worker,
-            symbol=position.symbol,
-            position_id=position.position_id,
+            **_booked_from(position, fill),
             qty=closed_qty,
             entry_ts=position.entry_ts,
             entry_price=position.entry_price,

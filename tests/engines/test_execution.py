@@ -187,3 +187,15 @@ def test_exit_when_entry_has_not_filled_yet_then_the_entry_is_cancelled(next_ope
     assert desk.execution.pending_entries == {} and not desk.execution.has_position("w1")
     desk.candle(101, 102, 100.5, 101.5)
     assert desk.execution.positions == {} and desk.broker.cash == 10_000.0
+
+
+def test_enter_when_the_next_open_gaps_past_the_cash_then_the_partial_fill_still_opens_a_protected_position() -> None:
+    desk = Desk(cash=1_000.0, fees=NEXT_OPEN)
+    desk.candle(100, 100, 100, 100)
+    desk.enter(qty=9.9, stop=95.0)  # 990 USD at the close; the open gaps to 102
+    desk.candle(102, 103, 101.5, 102.5)
+    position = desk.execution.positions["w1"]
+    assert 0 < position.qty < 9.9 and position.entry_price == 102.0
+    assert desk.broker.holding(MARKET.symbol) == position.qty
+    assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["stop_loss", "take_profit"]
+    assert desk.execution.pending_entries == {}
