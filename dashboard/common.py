@@ -52,6 +52,7 @@ __all__ = [
     "StoreLocation",
     "StoreLocationError",
     "configured_workers",
+    "data_table",
     "database_display",
     "day_end_ms",
     "day_start_ms",
@@ -448,3 +449,12 @@ def page_header(title: str) -> StoreLocation:
         raise
     st.caption(f"Store: database `{database_display(location.database_url)}` · journal `{location.journal_dir}`")
     return location
+
+
+def data_table(data: Any, key: str, **options: Any) -> None:
+    """Show a read-only table the pages' way: no index, full width, `MISSING` in empty cells.
+
+    `key` gives the table a stable identity in the browser; `options` go to `st.dataframe`
+    as they are (`column_config`, `height`...).
+    """
+    st.dataframe(data, hide_index=True, width="stretch", key=key, placeholder=MISSING, **options)

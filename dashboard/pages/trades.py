@@ -72,15 +72,7 @@ def show_open_positions() -> None:
     if positions.empty:
         st.info("No open positions.")
         return
-    table = positions[POSITION_VIEW]
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        key="open_positions_table",
-        placeholder=common.MISSING,
-        column_config=POSITION_COLUMNS,
-    )
+    common.data_table(positions[POSITION_VIEW], key="open_positions_table", column_config=POSITION_COLUMNS)
     st.caption(
         f"Unrealised PnL {common.signed_money(float(positions['unrealized_pnl'].fillna(0).sum()))} at the last "
         "closes, before exit fees (fees paid so far are listed)."
@@ -132,15 +124,7 @@ def show_ledger() -> None:
     page = int(controls[1].number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="trades_page"))
     ledger = common.closed_trades(limit=page_size, offset=(page - 1) * page_size, **filters)
     controls[2].caption(f"Page {page} of {pages}, newest exit first.")
-    table = ledger[LEDGER_VIEW]
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        key="ledger_table",
-        placeholder=common.MISSING,
-        column_config=LEDGER_COLUMNS,
-    )
+    common.data_table(ledger[LEDGER_VIEW], key="ledger_table", column_config=LEDGER_COLUMNS)
     st.download_button(
         f"Download the filtered ledger as CSV ({totals.trades:,} trades)",
         data=functools.partial(common.ledger_csv, common.reader(), filters),

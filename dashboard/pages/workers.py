@@ -25,12 +25,9 @@ def show_attribution(attribution: pd.DataFrame) -> None:
     if attribution.empty:
         st.info("No worker has traded, faulted or changed state yet.")
         return
-    st.dataframe(
+    common.data_table(
         attribution[ATTRIBUTION_VIEW],
-        hide_index=True,
-        width="stretch",
         key="attribution_table",
-        placeholder=common.MISSING,
         column_config={
             # Short headers: all fifteen columns fit a 1400 px window.
             "win_rate": st.column_config.NumberColumn("win rate", format="percent"),
@@ -89,13 +86,7 @@ def show_faults(worker: str) -> None:
     if faults.empty:
         st.caption("No faults recorded.")
         return
-    st.dataframe(
-        faults[["time", "worker", "symbol", "error_type", "message", "consecutive"]],
-        hide_index=True,
-        width="stretch",
-        key="faults_table",
-        placeholder=common.MISSING,
-    )
+    common.data_table(faults[["time", "worker", "symbol", "error_type", "message", "consecutive"]], key="faults_table")
 
 
 def show_learner_summary(workers: tuple[str, ...]) -> None:
@@ -106,12 +97,9 @@ def show_learner_summary(workers: tuple[str, ...]) -> None:
         st.info("No intents recorded yet.")
         return
     score = "%.4f"
-    st.dataframe(
+    common.data_table(
         summary,
-        hide_index=True,
-        width="stretch",
         key="learner_summary_table",
-        placeholder=common.MISSING,
         column_config={
             "mean_score": st.column_config.NumberColumn("mean score", format=score),
             "mean_score_won": st.column_config.NumberColumn("mean score, won", format=score),
@@ -128,14 +116,11 @@ def show_learner(worker: str) -> None:
     if scores.empty:
         st.caption("No intents recorded yet.")
         return
-    st.dataframe(
+    common.data_table(
         scores[["time", "worker", "symbol", "side", "confidence", "score", "vetoed", "status", "deny_rule"]]
         .assign(net_pnl=scores["net_pnl"], won=scores["won"])
         .rename(columns={"deny_rule": "denied by"}),
-        hide_index=True,
-        width="stretch",
         key="learner_scores_table",
-        placeholder=common.MISSING,
         column_config={"net_pnl": st.column_config.NumberColumn("trade net PnL", format="dollar")},
     )
 

@@ -174,6 +174,21 @@ class IntentProposed(Event):
     reason: str
 
 
+def answer_fields(intent: IntentProposed) -> dict[str, Any]:
+    """The fields an event answering `intent` (its score, a denial) takes from it.
+
+    Its time, worker and symbol; the intent as correlation and as cause; and `intent_id`.
+    """
+    return {
+        "ts_event": intent.ts_event,
+        "correlation_id": intent.intent_id,
+        "causation_id": intent.id,
+        "worker": intent.worker,
+        "symbol": intent.symbol,
+        "intent_id": intent.intent_id,
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IntentScored(Event):
     intent_id: str

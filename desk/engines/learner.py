@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 
 from desk.config import MLConfig, RiskConfig
-from desk.core.events import Event, IntentProposed, IntentScored, LearnerOutcomeRecorded, PositionClosed
+from desk.core.events import (
+    Event,
+    IntentProposed,
+    IntentScored,
+    LearnerOutcomeRecorded,
+    PositionClosed,
+    answer_fields,
+)
 
 
 class Learner:
@@ -35,12 +42,7 @@ class Learner:
         model_score = intent.confidence  # no model yet: the strategy's confidence stands in
         score = (1.0 - self._risk.ml_weight) * intent.confidence + self._risk.ml_weight * model_score
         return IntentScored(
-            ts_event=intent.ts_event,
-            correlation_id=intent.intent_id,
-            causation_id=intent.id,
-            worker=intent.worker,
-            symbol=intent.symbol,
-            intent_id=intent.intent_id,
+            **answer_fields(intent),
             score=score,
             vetoed=self._ml.enabled and score < self._ml.veto_below,
             features=clean,

@@ -26,6 +26,7 @@ from desk.core.events import (
     PositionClosed,
     WorkerFaulted,
     WorkerStateChanged,
+    answer_fields,
 )
 from desk.core.types import MINUTE_MS, Candle, Side, TradingState
 from desk.engines.bus import EventBus
@@ -318,20 +319,7 @@ class TradingCore:
             self._record_outcomes(self.execution.enter(plan, ts))
 
     def _deny(self, intent: IntentProposed, rule: str, reason: str) -> None:
-        self.bus.publish(
-            [
-                OrderDenied(
-                    ts_event=intent.ts_event,
-                    correlation_id=intent.intent_id,
-                    causation_id=intent.id,
-                    worker=intent.worker,
-                    symbol=intent.symbol,
-                    intent_id=intent.intent_id,
-                    rule=rule,
-                    reason=reason,
-                )
-            ]
-        )
+        self.bus.publish([OrderDenied(**answer_fields(intent), rule=rule, reason=reason)])
 
     def _record_outcomes(self, events: Iterable[Event]) -> None:
         outcomes = [self.learner.outcome(e) for e in events if isinstance(e, PositionClosed)]

@@ -1,4 +1,4 @@
-"""Small pure helpers the strategies share: crossings, ATR stops, feature hygiene.
+"""Small pure helpers the strategies share: crossings, ATR stops, feature hygiene, params checks.
 
 The leading underscore keeps the registry from mistaking this module for a strategy.
 """
@@ -6,6 +6,9 @@ The leading underscore keeps the registry from mistaking this module for a strat
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from pydantic import ValidationInfo, field_validator
 
 from desk.strategies.base import CandleWindow
 
@@ -85,3 +88,20 @@ def common_features(window: CandleWindow, atr: float | None) -> dict[str, float]
 def fmt(x: float) -> str:
     """Compact number for a reason string: six significant digits suit BTC and SHIB alike."""
     return f"{x:.6g}"
+
+
+def greater_than(field: str, other: str) -> Any:
+    """A `Params` validator: `field` must be greater than `other` (say slow > fast).
+
+    Assign it in the class body, `_slow_exceeds_fast = greater_than("slow", "fast")`,
+    with `other` declared before `field` (pydantic validates in declaration order).
+    The check is skipped when `other` itself failed validation, so only that error shows.
+    """
+
+    def check(cls: type, value: float, info: ValidationInfo) -> float:
+        bound = info.data.get(other)  # absent when `other` itself failed validation
+        if bound is not None and value <= bound:
+            raise ValueError(f"{field} ({value}) must be greater than {other} ({bound})")
+        return value
+
+    return field_validator(field)(classmethod(check))

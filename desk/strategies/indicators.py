@@ -41,12 +41,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
+V = TypeVar("V")
 
 
 class MacdValue(NamedTuple):
@@ -79,10 +80,29 @@ def _as_array(values: ArrayLike | Sequence[float]) -> FloatArray:
     return array
 
 
+class _Incremental(Generic[V]):
+    """What every incremental indicator shares: `value` repeats the last result, `ready` says it is warm.
+
+    Subclasses set `_value` in `update`; it stays None until the indicator is warm.
+    """
+
+    __slots__ = ("_value",)
+
+    _value: V | None
+
+    @property
+    def value(self) -> V | None:
+        return self._value
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+
 # --------------------------------------------------------------------------- SMA
 
 
-class SMA:
+class SMA(_Incremental[float]):
     """Simple moving average over the last `period` values.
 
     Keeps a running sum. Adding and subtracting floats for days drifts, so the
@@ -90,7 +110,7 @@ class SMA:
     work every `period` calls, O(1) amortised, and the drift stays bounded.
     """
 
-    __slots__ = ("_since_resync", "_sum", "_value", "_values", "period")
+    __slots__ = ("_since_resync", "_sum", "_values", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)
@@ -112,14 +132,6 @@ class SMA:
             self._value = self._sum / self.period
         return self._value
 
-    @property
-    def value(self) -> float | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
 
 def sma(values: ArrayLike | Sequence[float], period: int) -> FloatArray:
     _check_period("period", period)
@@ -133,10 +145,10 @@ def sma(values: ArrayLike | Sequence[float], period: int) -> FloatArray:
 # --------------------------------------------------------------------------- EMA
 
 
-class EMA:
+class EMA(_Incremental[float]):
     """Exponential moving average, alpha = 2/(period+1), seeded with the SMA of the first `period` values."""
 
-    __slots__ = ("_count", "_seed_sum", "_value", "alpha", "period")
+    __slots__ = ("_count", "_seed_sum", "alpha", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)
@@ -154,14 +166,6 @@ class EMA:
         if self._count == self.period:
             self._value = self._seed_sum / self.period
         return self._value
-
-    @property
-    def value(self) -> float | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
 
 def ema(values: ArrayLike | Sequence[float], period: int) -> FloatArray:
@@ -189,10 +193,10 @@ def _rsi_from_averages(avg_gain: float, avg_loss: float) -> float:
     return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
 
 
-class RSI:
+class RSI(_Incremental[float]):
     """Wilder's relative strength index over `period` close-to-close changes (see module conventions)."""
 
-    __slots__ = ("_avg_gain", "_avg_loss", "_changes", "_gain_sum", "_loss_sum", "_prev", "_value", "period")
+    __slots__ = ("_avg_gain", "_avg_loss", "_changes", "_gain_sum", "_loss_sum", "_prev", "period")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_period("period", period)
@@ -226,14 +230,6 @@ class RSI:
         self._value = _rsi_from_averages(self._avg_gain, self._avg_loss)
         return self._value
 
-    @property
-    def value(self) -> float | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
 
 def rsi(closes: ArrayLike | Sequence[float], period: int = 14) -> FloatArray:
     _check_period("period", period)
@@ -257,10 +253,10 @@ def rsi(closes: ArrayLike | Sequence[float], period: int = 14) -> FloatArray:
 # --------------------------------------------------------------------------- ATR
 
 
-class ATR:
+class ATR(_Incremental[float]):
     """Wilder's average true range over `period` candles (first TR = high - low)."""
 
-    __slots__ = ("_count", "_prev_close", "_tr_sum", "_value", "period")
+    __slots__ = ("_count", "_prev_close", "_tr_sum", "period")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_period("period", period)
@@ -281,14 +277,6 @@ class ATR:
         if self._count == n:
             self._value = self._tr_sum / n
         return self._value
-
-    @property
-    def value(self) -> float | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
 
 def true_range(
@@ -324,10 +312,10 @@ def atr(
 # --------------------------------------------------------------------------- MACD
 
 
-class MACD:
+class MACD(_Incremental[MacdValue]):
     """MACD line, signal line and histogram; `line` is available from index slow-1, `value` from slow+signal-2."""
 
-    __slots__ = ("_fast", "_line", "_signal", "_slow", "_value", "fast", "signal", "slow")
+    __slots__ = ("_fast", "_line", "_signal", "_slow", "fast", "signal", "slow")
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9) -> None:
         _check_period("signal", signal)
@@ -355,14 +343,6 @@ class MACD:
     def line(self) -> float | None:
         return self._line
 
-    @property
-    def value(self) -> MacdValue | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
 
 def macd(
     closes: ArrayLike | Sequence[float], fast: int = 12, slow: int = 26, signal: int = 9
@@ -382,7 +362,7 @@ def macd(
 # --------------------------------------------------------------------------- Bollinger
 
 
-class Bollinger:
+class Bollinger(_Incremental[BollingerValue]):
     """Bollinger bands: SMA(period) +/- num_std * population standard deviation.
 
     Keeps the sum and sum of squares of (x - shift), where `shift` is re-centred
@@ -392,7 +372,7 @@ class Bollinger:
     the variance is still clamped at 0 against rounding.
     """
 
-    __slots__ = ("_s1", "_s2", "_shift", "_since_resync", "_std", "_value", "_values", "num_std", "period")
+    __slots__ = ("_s1", "_s2", "_shift", "_since_resync", "_std", "_values", "num_std", "period")
 
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         self.period = _check_period("period", period)
@@ -443,14 +423,6 @@ class Bollinger:
     def std(self) -> float | None:
         return self._std
 
-    @property
-    def value(self) -> BollingerValue | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
 
 def bollinger(
     closes: ArrayLike | Sequence[float], period: int = 20, num_std: float = 2.0
@@ -470,14 +442,14 @@ def bollinger(
 # --------------------------------------------------------------------------- Donchian
 
 
-class Donchian:
+class Donchian(_Incremental[DonchianValue]):
     """Highest high and lowest low over the last `period` candles, current included.
 
     Two monotonic deques of (index, value): each candle is pushed and popped at
     most once, so updates are amortised O(1) whatever the period.
     """
 
-    __slots__ = ("_highs", "_index", "_lows", "_value", "period")
+    __slots__ = ("_highs", "_index", "_lows", "period")
 
     def __init__(self, period: int = 20) -> None:
         self.period = _check_period("period", period)
@@ -504,14 +476,6 @@ class Donchian:
             self._value = DonchianValue(self._highs[0][1], self._lows[0][1])
         return self._value
 
-    @property
-    def value(self) -> DonchianValue | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
 
 def donchian(
     highs: ArrayLike | Sequence[float], lows: ArrayLike | Sequence[float], period: int = 20
@@ -530,10 +494,10 @@ def donchian(
 # --------------------------------------------------------------------------- ROC
 
 
-class ROC:
+class ROC(_Incremental[float]):
     """Rate of change: close / close `period` observations ago - 1; ready after period + 1 closes."""
 
-    __slots__ = ("_value", "_values", "period")
+    __slots__ = ("_values", "period")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("period", period)
@@ -547,14 +511,6 @@ class ROC:
             # A non-positive base price is bad data; stay "not ready" rather than divide by it.
             self._value = close / base - 1.0 if base > 0 else None
         return self._value
-
-    @property
-    def value(self) -> float | None:
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
 
 def roc(closes: ArrayLike | Sequence[float], period: int) -> FloatArray:

@@ -13,10 +13,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from desk.core.types import Candle, Side, Signal
-from desk.strategies._common import atr_stop, clamp01, common_features, crossed_above, crossed_below, fmt, ratio, snap
+from desk.strategies._common import (
+    atr_stop,
+    clamp01,
+    common_features,
+    crossed_above,
+    crossed_below,
+    fmt,
+    greater_than,
+    ratio,
+    snap,
+)
 from desk.strategies.base import CandleWindow, StrategyParams
 from desk.strategies.indicators import ATR, MACD
 
@@ -29,13 +39,7 @@ class MacdStrategy:
         atr_period: int = Field(14, gt=0, description="ATR period for the stop")
         atr_mult: Annotated[float, Field(gt=0)] | None = Field(2.0, description="stop distance in ATRs; None = off")
 
-        @field_validator("slow")
-        @classmethod
-        def _slow_exceeds_fast(cls, slow: int, info: ValidationInfo) -> int:
-            fast = info.data.get("fast")  # absent when fast itself failed validation
-            if fast is not None and slow <= fast:
-                raise ValueError(f"slow ({slow}) must be greater than fast ({fast})")
-            return slow
+        _slow_exceeds_fast = greater_than("slow", "fast")
 
     def __init__(self, params: Params) -> None:
         self.params = params

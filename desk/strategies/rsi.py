@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from desk.core.types import Candle, Side, Signal
-from desk.strategies._common import atr_stop, clamp01, common_features, crossed_above, finite
+from desk.strategies._common import atr_stop, clamp01, common_features, crossed_above, finite, greater_than
 from desk.strategies.base import CandleWindow, StrategyParams
 from desk.strategies.indicators import ATR, RSI
 
@@ -30,13 +30,7 @@ class RsiStrategy:
         atr_period: int = Field(14, gt=0, description="ATR period for the stop")
         atr_mult: Annotated[float, Field(gt=0)] | None = Field(2.0, description="stop distance in ATRs; None = off")
 
-        @field_validator("overbought")
-        @classmethod
-        def _overbought_above_oversold(cls, overbought: float, info: ValidationInfo) -> float:
-            oversold = info.data.get("oversold")  # absent when oversold itself failed validation
-            if oversold is not None and overbought <= oversold:
-                raise ValueError(f"overbought ({overbought}) must be greater than oversold ({oversold})")
-            return overbought
+        _overbought_above_oversold = greater_than("overbought", "oversold")
 
     def __init__(self, params: Params) -> None:
         self.params = params

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from desk.core.types import Candle, Side, Signal
-from desk.strategies._common import common_features, crossed_above, crossed_below, fmt, ratio, snap
+from desk.strategies._common import common_features, crossed_above, crossed_below, fmt, greater_than, ratio, snap
 from desk.strategies.base import CandleWindow, StrategyParams
 from desk.strategies.indicators import ATR, SMA
 
@@ -27,13 +27,7 @@ class SmaCrossStrategy:
         slow: int = Field(30, gt=1, description="slow SMA period, candles; must exceed fast")
         atr_period: int = Field(14, gt=0, description="ATR period, used only for features")
 
-        @field_validator("slow")
-        @classmethod
-        def _slow_exceeds_fast(cls, slow: int, info: ValidationInfo) -> int:
-            fast = info.data.get("fast")  # absent when fast itself failed validation
-            if fast is not None and slow <= fast:
-                raise ValueError(f"slow ({slow}) must be greater than fast ({fast})")
-            return slow
+        _slow_exceeds_fast = greater_than("slow", "fast")
 
     def __init__(self, params: Params) -> None:
         self.params = params

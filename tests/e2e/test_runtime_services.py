@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import main
+from desk.config import DeskConfig
 from desk.core.types import Candle, Signal
 from desk.runtime import TradingRuntime
 from desk.strategies.base import CandleWindow, StrategyParams
@@ -72,16 +73,21 @@ def test_worker_when_strategy_exceeds_time_limit_then_timeout_faults_disable_it_
     assert len([r for r in records if r["type"] == "EquitySampled"]) == 30
 
 
+def run_cli(config: DeskConfig, base: Path, monkeypatch: pytest.MonkeyPatch, candles: int) -> Path:
+    """Write `config` to base/config.yaml, run the daemon's CLI on it from `base` for `candles`; return its path."""
+    import yaml
+
+    config_path = base / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    monkeypatch.chdir(base)
+    assert main.main(["--config", str(config_path), "--candles", str(candles), "--log-level", "WARNING"]) == 0
+    return config_path
+
+
 def test_rebuild_db_command_when_database_deleted_then_recreated_from_journal(
     make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import yaml
-
-    config = make_config()
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    monkeypatch.chdir(tmp_path)
-    assert main.main(["--config", str(config_path), "--candles", "120", "--log-level", "WARNING"]) == 0
+    config_path = run_cli(make_config(), tmp_path, monkeypatch, 120)
     (tmp_path / "desk.db").unlink()
     assert main.main(["--config", str(config_path), "--log-level", "WARNING", "rebuild-db"]) == 0
     journal_count = len(read_journal(tmp_path / "journal"))
@@ -91,13 +97,7 @@ def test_rebuild_db_command_when_database_deleted_then_recreated_from_journal(
 def test_tail_when_filtered_by_type_then_prints_only_those_events(
     make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import yaml
-
-    config = make_config()
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    monkeypatch.chdir(tmp_path)
-    assert main.main(["--config", str(config_path), "--candles", "30", "--log-level", "WARNING"]) == 0
+    config_path = run_cli(make_config(), tmp_path, monkeypatch, 30)
     capsys.readouterr()
     assert main.main(["--config", str(config_path), "tail", "-n", "5", "--type", "EquitySampled"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

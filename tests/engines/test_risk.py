@@ -10,18 +10,21 @@ from desk.engines.risk import RiskEngine
 CONFIG = RiskConfig(trapdoor_pct=0.10, daily_loss_limit_pct=0.05, max_drawdown_pct=0.20, max_concurrent_positions=2)
 
 
-def sample(risk: RiskEngine, equity: float, ts: int) -> list[Event]:
-    risk.apply(
-        EquitySampled(
-            ts_event=ts,
-            equity=equity,
-            cash=equity,
-            positions_value=0,
-            high_water_mark=0,
-            drawdown_pct=0,
-            open_positions=0,
-        )
+def equity_sample(equity: float, ts: int) -> EquitySampled:
+    """An all-cash equity sample at `ts` (the risk engine keeps its own high-water mark)."""
+    return EquitySampled(
+        ts_event=ts,
+        equity=equity,
+        cash=equity,
+        positions_value=0,
+        high_water_mark=0,
+        drawdown_pct=0,
+        open_positions=0,
     )
+
+
+def sample(risk: RiskEngine, equity: float, ts: int) -> list[Event]:
+    risk.apply(equity_sample(equity, ts))
     events = risk.evaluate(ts)
     for event in events:
         risk.apply(event)
@@ -62,15 +65,7 @@ def test_replay_when_halt_was_journaled_then_a_fresh_engine_is_halted() -> None:
     risk = RiskEngine(CONFIG)
     history: list[Event] = []
     for equity, ts in ((10_000, 0), (7_900, 60_000)):
-        event = EquitySampled(
-            ts_event=ts,
-            equity=equity,
-            cash=equity,
-            positions_value=0,
-            high_water_mark=0,
-            drawdown_pct=0,
-            open_positions=0,
-        )
+        event = equity_sample(equity, ts)
         risk.apply(event)
         history.append(event)
         for change in risk.evaluate(ts):
