@@ -218,6 +218,7 @@ class OrderSubmitted(Event):
     stop_price: float | None = None
     position_id: str = ""
     oco_group: str = ""
+    quote_budget: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -103,3 +103,6 @@ class OrderRequest:
     position_id: str = ""
     oco_group: str = ""
     correlation_id: str = ""
+    # A market buy may carry a cash budget instead of a firm quantity: the broker then buys what
+    # the budget pays for at the fill price (all-in and %-of-equity sizing), and `qty` is an estimate.
+    quote_budget: float | None = None

@@ -88,6 +88,7 @@ class EntryPlan:
     take_profit: float | None
     risk_usd: float
     trailing_stop_pct: float | None
+    quote_budget: float | None = None
 
 
 class ExecutionEngine:
@@ -177,6 +178,7 @@ class ExecutionEngine:
             qty=plan.qty,
             position_id=self._bus.new_id("p"),
             correlation_id=plan.intent_id,
+            quote_budget=plan.quote_budget,
         )
         market = self._broker.markets()[plan.symbol]
         planned = EntryPlanned(

@@ -48,10 +48,13 @@ class SizingRequest:
 
 @dataclass(frozen=True, slots=True)
 class Sized:
+    """A sized entry: a firm `qty`, or with `quote_budget` an estimate the broker settles at the fill price."""
+
     request: SizingRequest
     qty: float
     denial_rule: str = ""
     denial_reason: str = ""
+    quote_budget: float | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +110,17 @@ class Portfolio:
             cap_notional = self.config.max_allocation_per_worker * equity * min(request.weight, 1.0)
             # Keep a little cash back for slippage so the broker never sees an order it must reject.
             cash_notional = available / (1.0 + taker_fee) * (1.0 - self.config.cash_buffer)
+            if self.config.sizing == "pct_equity":
+                # A share of equity is a cash amount: the broker buys what it pays for at the fill price.
+                budget = min(raw_qty * request.price, cap_notional, cash_notional) * (1.0 + taker_fee)
+                if budget <= 0 or budget < market.min_cost:
+                    reason = f"a budget of {budget:.8g} USD for {request.symbol} is below the minimum cost"
+                    results.append(Sized(request, 0.0, "min_size", reason))
+                    continue
+                available -= budget
+                estimate = market.floor_amount(budget / (request.price * (1.0 + taker_fee)))
+                results.append(Sized(request, estimate, quote_budget=budget))
+                continue
             qty = market.floor_amount(min(raw_qty, cap_notional / request.price, cash_notional / request.price))
             if qty <= 0 or qty < market.min_amount or qty * request.price < market.min_cost:
                 reason = (

@@ -315,6 +315,7 @@ class TradingCore:
                 take_profit=candidate.intent.take_profit,
                 risk_usd=result.qty * (result.request.price - result.request.stop_price),
                 trailing_stop_pct=candidate.trailing_stop_pct,
+                quote_budget=result.quote_budget,
             )
             self._record_outcomes(self.execution.enter(plan, ts))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from desk.config import PortfolioConfig
 from desk.core.types import Market
 from desk.engines.portfolio import Portfolio, SizingRequest
@@ -45,3 +47,11 @@ def test_size_when_allocation_cap_binds_then_notional_stays_under_it() -> None:
     config = PortfolioConfig(max_allocation_per_worker=0.1)
     (sized,) = size(Portfolio(config), [request(risk_usd=10_000)], equity=100_000)
     assert sized.qty * 50_000 <= 10_000
+
+
+def test_size_when_pct_equity_then_a_cash_budget_is_handed_to_the_broker_with_an_estimate() -> None:
+    config = PortfolioConfig(sizing="pct_equity", pct_equity=0.5, max_allocation_per_worker=1.0)
+    (sized,) = size(Portfolio(config), [request()], cash=100_000.0, equity=100_000.0)
+    # half the equity, fee included: 50,000 x 1.0026; the estimate is what it buys at the signal price
+    assert sized.quote_budget == pytest.approx(50_000 * 1.0026)
+    assert sized.qty == 1.0

@@ -442,3 +442,51 @@ def test_apply_when_fill_repeated_then_cash_moves_once() -> None:
 def test_paper_broker_when_typed_as_broker_then_protocol_satisfied() -> None:
     broker: Broker = PaperBroker(MARKETS, FEES)  # checked by type checkers; the calls check at runtime
     assert broker.cash == 0.0 and broker.holding(BTC) == 0.0 and set(broker.markets()) == {BTC, ETH}
+
+
+NEXT_OPEN_NO_SLIPPAGE = FeesConfig(taker=0.0026, maker=0.0016, slippage_bps=0.0, impact_bps_per_volume_pct=0.0)
+
+
+def budget_buy(order_id: str, budget: float, estimate: float = 0.1) -> OrderRequest:
+    return OrderRequest(
+        order_id=order_id,
+        worker="w1",
+        symbol=BTC,
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        purpose=OrderPurpose.ENTRY,
+        qty=estimate,
+        quote_budget=budget,
+    )
+
+
+def test_submit_when_a_market_buy_carries_a_budget_then_it_buys_what_the_budget_pays_for_at_the_next_open() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    assert [type(e).__name__ for e in desk.submit(budget_buy("b1", 5_013.0), minute(1))] == ["OrderSubmitted"]
+    (fill,) = [e for e in desk.candle(1, 40_000, 41_000, 39_000, 40_500) if isinstance(e, OrderFilled)]
+    # 5,013 USD at 40,000 with a 0.26 % fee: floor(5013 / 40104, 8 decimals) = 0.125
+    assert (fill.qty, fill.price, fill.remaining_qty) == (0.125, 40_000.0, 0.0)
+    assert fill.qty * fill.price + fill.fee <= 5_013.0
+    assert desk.broker.cash == pytest.approx(10_000.0 - 5_000.0 - 13.0)
+
+
+def test_submit_when_a_budget_buys_less_than_the_minimum_then_the_order_is_cancelled_with_the_reason() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    desk.submit(budget_buy("b1", 4.0), minute(1))
+    events = desk.candle(1, 50_000, 50_100, 49_900, 50_000)
+    (cancel,) = [e for e in events if isinstance(e, OrderCancelled)]
+    assert "buys less than the minimum" in cancel.reason and desk.broker.cash == 10_000.0
+    assert desk.broker.open_orders == ()
+
+
+def test_submit_when_a_budget_exceeds_free_cash_then_rejected() -> None:
+    desk = Desk(cash=1_000.0)
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    (rejected,) = desk.submit(budget_buy("b1", 1_500.0), minute(1))
+    assert isinstance(rejected, OrderRejected) and "insufficient funds" in rejected.reason

@@ -50,6 +50,7 @@ class OpenOrder:
     correlation_id: str
     submitted_ms: int
     fills: int = 0
+    quote_budget: float | None = None
 
 
 def fill_id(order_id: str, n: int) -> str:
@@ -120,6 +121,7 @@ class PaperBroker:
             stop_price=stop,
             position_id=order.position_id,
             oco_group=order.oco_group,
+            quote_budget=order.quote_budget,
             **_envelope(order, now_ms),
         )
         events: list[Event] = [submitted]
@@ -127,6 +129,13 @@ class PaperBroker:
         if order.order_type is OrderType.MARKET and self._fees.fill_at == "close":
             pending = _open_order(submitted)
             candle = self._candles[order.symbol]
+            if order.quote_budget is not None:
+                qty, price = self._budget_qty(pending, market, candle.close, candle.volume, self._cash)
+                if qty < market.min_amount or qty <= 0:
+                    why = self._budget_too_small(pending, market, price)
+                    return [*events, OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, now_ms))]
+                events.append(self._fill(pending, market, qty, price, taker=True, ts=now_ms, left=qty))
+                return events
             price = self._slipped(candle.close, order.side, order.qty, candle.volume)
             events.append(self._fill(pending, market, order.qty, price, taker=True, ts=now_ms, left=order.qty))
             remaining = {o.order_id: o.remaining for o in self._orders.values()}
@@ -176,6 +185,20 @@ class PaperBroker:
             if left <= 0 or touched is None:
                 continue
             taker = order.order_type is not OrderType.LIMIT
+            if order.quote_budget is not None:
+                # Sized at the price it trades at, like a broker's "buy for 1,000 USD" order.
+                qty, price = self._budget_qty(order, market, touched, candle.volume, cash)
+                if qty <= 0 or qty < market.min_amount:
+                    why = self._budget_too_small(order, market, price)
+                    events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
+                    remaining[order.order_id] = 0.0
+                    continue
+                fill = self._fill(order, market, qty, price, taker=True, ts=ts, left=qty)
+                events.append(fill)
+                held = round(held + qty, market.amount_decimals)
+                cash -= qty * price + fill.fee
+                remaining[order.order_id] = 0.0
+                continue
             qty = left if taker else min(left, market.floor_amount(self._fees.max_volume_fraction * candle.volume))
             if qty <= 0:
                 continue
@@ -286,6 +309,8 @@ class PaperBroker:
         candle = self._candles.get(symbol)
         if candle is None:
             return f"{symbol}: no price yet, no candle seen"
+        if order.quote_budget is not None:
+            return self._budget_rejection(order)
         if not math.isfinite(qty) or qty <= 0:
             return f"{symbol}: qty {qty} must be positive"
         if round(qty, market.amount_decimals) != qty:
@@ -306,7 +331,7 @@ class PaperBroker:
         if order.side is Side.BUY:
             need = self._buy_cost(order.order_type, qty, reference, candle.volume)
             buys = [o for o in self._orders.values() if o.side is Side.BUY]
-            held_back = sum(self._buy_cost(o.order_type, o.remaining, self._reference(o), 0.0) for o in buys)
+            held_back = sum(self._open_buy_cost(o) for o in buys)
             have = self._cash - held_back
             if need > have:
                 detail = f" ({held_back:.2f} {self._quote} held for open buy orders)" if held_back else ""
@@ -335,12 +360,49 @@ class PaperBroker:
             )
         return ""
 
+    def _budget_qty(
+        self, order: OpenOrder, market: Market, touched: float, volume: float, cash: float
+    ) -> tuple[float, float]:
+        """What a budgeted buy gets at `touched`: the floored quantity and its slipped price, within cash."""
+        budget = min(order.quote_budget or 0.0, cash)
+        rate = 1 + self._fees.taker
+        estimate = market.floor_amount(budget / (touched * rate)) if touched > 0 else 0.0
+        # Impact depends on the quantity; one refinement at the slipped price keeps it within the budget.
+        price = self._slipped(touched, Side.BUY, estimate, volume)
+        qty = market.floor_amount(budget / (price * rate)) if price > 0 else 0.0
+        return qty, self._slipped(touched, Side.BUY, qty, volume)
+
+    def _budget_too_small(self, order: OpenOrder, market: Market, price: float) -> str:
+        budget = min(order.quote_budget or 0.0, self._cash)
+        return (
+            f"{order.symbol}: a budget of {budget:.8g} {self._quote} buys less than the minimum "
+            f"{market.min_amount:g} at {price:g}"
+        )
+
     def _reference(self, order: OpenOrder) -> float:
         """The price an open order is expected to trade at: its limit or stop, a market order the last close."""
         if order.limit_price or order.stop_price:
             return order.limit_price or order.stop_price or 0.0
         candle = self._candles.get(order.symbol)
         return candle.close if candle else 0.0
+
+    def _budget_rejection(self, order: OrderRequest) -> str:
+        """A budget is a market buy's promise to spend at most that much cash; nothing else can carry one."""
+        budget = order.quote_budget or 0.0
+        if order.order_type is not OrderType.MARKET or order.side is not Side.BUY:
+            return f"{order.symbol}: only a market buy can carry a quote budget"
+        if not math.isfinite(budget) or budget <= 0:
+            return f"{order.symbol}: quote budget {budget} must be positive"
+        held_back = sum(self._open_buy_cost(o) for o in self._orders.values() if o.side is Side.BUY)
+        have = self._cash - held_back
+        if budget > have + 1e-9:
+            return f"insufficient funds: a budget of {budget:.2f} {self._quote} for {order.symbol}, have {have:.2f}"
+        return ""
+
+    def _open_buy_cost(self, order: OpenOrder) -> float:
+        if order.quote_budget is not None:
+            return order.quote_budget
+        return self._buy_cost(order.order_type, order.remaining, self._reference(order), 0.0)
 
     def _buy_cost(self, order_type: OrderType, qty: float, price: float, volume: float) -> float:
         """Cash a buy needs including fees: resting limits are maker and unslipped, the rest taker."""
@@ -458,4 +520,5 @@ def _open_order(event: OrderSubmitted) -> OpenOrder:
         oco_group=event.oco_group,
         correlation_id=event.correlation_id,
         submitted_ms=event.ts_event,
+        quote_budget=event.quote_budget,
     )
