@@ -90,7 +90,7 @@ def desk_config() -> object:
         }
     )
     data["portfolio"].update(
-        {"sizing": "pct_equity", "pct_equity": 1.0, "max_allocation_per_worker": 1.0, "cash_buffer": 0.0001}
+        {"sizing": "pct_equity", "pct_equity": 1.0, "max_allocation_per_worker": 1.0, "cash_buffer": 0.0}
     )
     data["portfolio"]["fees"] = {
         "taker": FEE,

@@ -112,7 +112,8 @@ class Portfolio:
             cash_notional = available / (1.0 + taker_fee) * (1.0 - self.config.cash_buffer)
             if self.config.sizing == "pct_equity":
                 # A share of equity is a cash amount: the broker buys what it pays for at the fill price.
-                budget = min(raw_qty * request.price, cap_notional, cash_notional) * (1.0 + taker_fee)
+                # Never more than the cash itself, whatever the float rounding of the fee arithmetic.
+                budget = min(min(raw_qty * request.price, cap_notional, cash_notional) * (1.0 + taker_fee), available)
                 if budget <= 0 or budget < market.min_cost:
                     reason = f"a budget of {budget:.8g} USD for {request.symbol} is below the minimum cost"
                     results.append(Sized(request, 0.0, "min_size", reason))

@@ -490,3 +490,14 @@ def test_submit_when_a_budget_exceeds_free_cash_then_rejected() -> None:
     desk.candle(0, 50_000, 50_000, 50_000, 50_000)
     (rejected,) = desk.submit(budget_buy("b1", 1_500.0), minute(1))
     assert isinstance(rejected, OrderRejected) and "insufficient funds" in rejected.reason
+
+
+def test_on_candle_when_a_budget_order_estimated_zero_units_then_it_is_settled_at_the_open_not_left_resting() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    desk.submit(budget_buy("b1", 4.0, estimate=0.0), minute(1))
+    events = desk.candle(1, 50_000, 50_100, 49_900, 50_000)
+    assert [type(e).__name__ for e in events] == ["OrderCancelled"]
+    assert desk.broker.open_orders == ()

@@ -182,7 +182,8 @@ class PaperBroker:
         for order in live:
             left = remaining[order.order_id]
             touched = _touch(order, candle)
-            if left <= 0 or touched is None:
+            # A budgeted buy's quantity is settled here, so its estimate (even 0) does not count.
+            if touched is None or (left <= 0 and order.quote_budget is None):
                 continue
             taker = order.order_type is not OrderType.LIMIT
             if order.quote_budget is not None:
