@@ -33,13 +33,19 @@ def _require_finite(value: Any, path: str) -> None:
             if not isinstance(item, str | int | bool | None):
                 _require_finite(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list | tuple):
-        if len(value) > 16 and all(type(item) is float or type(item) is int for item in value):
+        if len(value) > 16 and type(value[0]) in (float, int):
             # Columns of numbers (an EquitySeries chunk): one vectorised check instead of a call per item.
-            numbers = np.asarray(value, dtype=np.float64)
-            if not np.isfinite(numbers).all():
-                index = int(np.flatnonzero(~np.isfinite(numbers))[0])
-                raise ValueError(f"{path}[{index}] is {value[index]}, not a finite number")
-            return
+            try:
+                numbers = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                numbers = None  # not all numbers after all: check item by item below
+            if numbers is not None:
+                bad = np.flatnonzero(~np.isfinite(numbers))
+                # np.asarray turns None into NaN; only a real non-finite float is an error.
+                for index in bad.tolist():
+                    if isinstance(value[index], float):
+                        raise ValueError(f"{path}[{index}] is {value[index]}, not a finite number")
+                return
         for index, item in enumerate(value):
             if not isinstance(item, str | int | bool | None):
                 _require_finite(item, f"{path}[{index}]")
