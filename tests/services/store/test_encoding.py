@@ -19,8 +19,9 @@ from desk.services.store.encoding import encode_json
     ],
 )
 def test_encode_when_a_number_is_not_finite_then_error_names_its_path(value: dict, where: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{where.replace('[', r'\[').replace(']', r'\]')} is"):
+    with pytest.raises(ValueError) as error:
         encode_json(value)
+    assert str(error.value).startswith(f"{where} is")
 
 
 def test_encode_when_values_are_finite_or_missing_then_compact_json() -> None:
