@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from desk.core.broker import Broker
 from desk.core.events import (
     AccountReset,
     EntryPlanned,
@@ -32,7 +33,6 @@ from desk.core.events import (
 )
 from desk.core.types import MINUTE_MS, Candle, OrderPurpose, OrderRequest, OrderType, Side
 from desk.engines.bus import Publisher
-from desk.services.broker.base import Broker
 
 EXIT_REASONS = {
     OrderPurpose.STOP_LOSS.value: "stop_loss",

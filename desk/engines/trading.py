@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from desk.config import DeskConfig
+from desk.core.broker import Broker
 from desk.core.events import (
     AccountReset,
     CandleClosed,
@@ -35,7 +36,6 @@ from desk.engines.learner import Learner
 from desk.engines.portfolio import Portfolio, SizingRequest
 from desk.engines.risk import RiskEngine
 from desk.engines.worker import Evaluation, Worker, WorkerStatus
-from desk.services.broker.base import Broker
 
 WorkerResult = Evaluation | BaseException | str  # a string is a timeout description
 Evaluator = Callable[[dict[str, Candle]], list[tuple[Worker, WorkerResult]]]

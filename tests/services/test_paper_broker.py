@@ -14,6 +14,7 @@ import json
 import pytest
 
 from desk.config import FeesConfig
+from desk.core.broker import Broker
 from desk.core.events import (
     AccountOpened,
     CandleClosed,
@@ -28,7 +29,6 @@ from desk.core.events import (
     event_to_record,
 )
 from desk.core.types import MINUTE_MS, Candle, Market, OrderPurpose, OrderRequest, OrderType, Side
-from desk.services.broker.base import Broker
 from desk.services.broker.paper import OCO_CANCEL_REASON, OpenOrder, PaperBroker
 
 BTC = "BTC/USD"

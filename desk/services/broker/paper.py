@@ -59,7 +59,7 @@ def fill_id(order_id: str, n: int) -> str:
 
 
 class PaperBroker:
-    """A simulated spot account in one quote currency; satisfies `desk.services.broker.base.Broker`."""
+    """A simulated spot account in one quote currency; satisfies `desk.core.broker.Broker`."""
 
     def __init__(self, markets: dict[str, Market], fees: FeesConfig, quote_currency: str = "USD") -> None:
         self._markets = dict(markets)

@@ -1,4 +1,7 @@
-"""The broker seam. Paper and exchange brokers both satisfy it."""
+"""The broker seam, kept in the core so engines depend on a Protocol, not on a service.
+
+The paper broker satisfies it; an exchange broker will too.
+"""
 
 from __future__ import annotations
 
