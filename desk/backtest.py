@@ -170,9 +170,11 @@ def run_backtest(
             if progress is not None:
                 progress(1)
             batch = feed.next_candles()
-        core.flush_equity_series()
         bus.publish([RuntimeStopped(ts_event=clock.now_ms(), reason="replay finished")])
     finally:
+        # Also when interrupted: the marks buffered so far belong with the trades already journaled.
+        if store.is_open:
+            core.flush_equity_series()
         store.close()
     return BacktestResult(
         out_dir=out_dir,

@@ -114,7 +114,7 @@ class Portfolio:
                 # A share of equity is a cash amount: the broker buys what it pays for at the fill price.
                 # Never more than the cash itself, whatever the float rounding of the fee arithmetic.
                 budget = min(min(raw_qty * request.price, cap_notional, cash_notional) * (1.0 + taker_fee), available)
-                if budget <= 0 or budget < market.min_cost:
+                if budget <= 0 or budget / (1.0 + taker_fee) < market.min_cost:
                     reason = f"a budget of {budget:.8g} USD for {request.symbol} is below the minimum cost"
                     results.append(Sized(request, 0.0, "min_size", reason))
                     continue

@@ -297,7 +297,7 @@ class TradingCore:
         sized = self.portfolio.size(
             [a.request for a in approved],
             equity=self.equity(),
-            cash=self.broker.cash,
+            cash=self.broker.free_cash,  # cash a resting entry has promised is not there to spend
             markets=self.markets,
             taker_fee=self.config.portfolio.fees.taker,
         )

@@ -203,3 +203,22 @@ def test_backtest_when_out_already_holds_a_run_then_refused_and_left_as_it_was(t
     before = sorted((p.name, p.stat().st_size) for p in (tmp_path / "out").rglob("*"))
     assert run_cli_backtest(config_path, data, tmp_path / "out") == 2
     assert sorted((p.name, p.stat().st_size) for p in (tmp_path / "out").rglob("*")) == before
+
+
+def test_backtest_when_interrupted_then_the_equity_marks_so_far_are_journaled(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "btc.csv", gbm_rows(3_000, seed=4))
+    config = parse_config(deep_update(config_data_for_tests(), {"feed": {"seed_candles": 0}}))
+    source = ReplaySource(data, "BTC/USD")
+    steps = 0
+
+    def stop_at_1000(count: int) -> None:
+        nonlocal steps
+        steps += count
+        if steps == 1_000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(config, ReplayFeed([source]), [source], tmp_path / "out", progress=stop_at_1000)
+    records = read_journal(tmp_path / "out" / "journal")
+    marks = sum(len(r["equity"]) for r in records if r["type"] == "EquitySeries")
+    assert marks == 1_000

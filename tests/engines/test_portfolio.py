@@ -55,3 +55,11 @@ def test_size_when_pct_equity_then_a_cash_budget_is_handed_to_the_broker_with_an
     # half the equity, fee included: 50,000 x 1.0026; the estimate is what it buys at the signal price
     assert sized.quote_budget == pytest.approx(50_000 * 1.0026)
     assert sized.qty == 1.0
+
+
+def test_size_when_a_pct_equity_budget_pays_less_than_the_minimum_cost_after_fees_then_denied() -> None:
+    market = Market("ETH/USD", "ETH", "USD", amount_decimals=8, price_decimals=2, min_amount=0.001, min_cost=5.0)
+    config = PortfolioConfig(sizing="pct_equity", pct_equity=1.0, max_allocation_per_worker=1.0, cash_buffer=0.0)
+    eth = SizingRequest("w1", "ETH/USD", 1.0, 3_000.0, 2_900.0, 50.0, 1.0)
+    (sized,) = Portfolio(config).size([eth], equity=5.01, cash=5.01, markets={"ETH/USD": market}, taker_fee=0.0026)
+    assert sized.denial_rule == "min_size" and sized.quote_budget is None

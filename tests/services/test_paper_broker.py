@@ -501,3 +501,33 @@ def test_on_candle_when_a_budget_order_estimated_zero_units_then_it_is_settled_a
     events = desk.candle(1, 50_000, 50_100, 49_900, 50_000)
     assert [type(e).__name__ for e in events] == ["OrderCancelled"]
     assert desk.broker.open_orders == ()
+
+
+def test_on_candle_when_a_budget_would_buy_below_the_minimum_cost_then_cancelled_rather_than_left_unsellable() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 3_000, 3_000, 3_000, 3_000, symbol=ETH)
+    request = OrderRequest(
+        order_id="b1",
+        worker="w1",
+        symbol=ETH,
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        purpose=OrderPurpose.ENTRY,
+        qty=0.0016,
+        quote_budget=5.0,
+    )
+    desk.submit(request, minute(1))
+    # 5.00 USD with the fee buys 0.00166 ETH at 3,000: 4.99 USD of coin, under ETH's 5 USD minimum cost
+    events = desk.candle(1, 3_000, 3_010, 2_990, 3_000, symbol=ETH)
+    assert [type(e).__name__ for e in events] == ["OrderCancelled"] and desk.broker.cash == 10_000.0
+
+
+def test_free_cash_when_a_budget_buy_is_resting_then_its_budget_is_not_free() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    desk.submit(budget_buy("b1", 6_000.0), minute(1))
+    assert (desk.broker.cash, desk.broker.free_cash) == (10_000.0, 4_000.0)

@@ -131,7 +131,7 @@ class PaperBroker:
             candle = self._candles[order.symbol]
             if order.quote_budget is not None:
                 qty, price = self._budget_qty(pending, market, candle.close, candle.volume, self._cash)
-                if qty < market.min_amount or qty <= 0:
+                if qty <= 0 or qty < market.min_amount or qty * price < market.min_cost:
                     why = self._budget_too_small(pending, market, price)
                     return [*events, OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, now_ms))]
                 events.append(self._fill(pending, market, qty, price, taker=True, ts=now_ms, left=qty))
@@ -189,7 +189,8 @@ class PaperBroker:
             if order.quote_budget is not None:
                 # Sized at the price it trades at, like a broker's "buy for 1,000 USD" order.
                 qty, price = self._budget_qty(order, market, touched, candle.volume, cash)
-                if qty <= 0 or qty < market.min_amount:
+                # Below either minimum the position could never be protected or sold: do not buy it.
+                if qty <= 0 or qty < market.min_amount or qty * price < market.min_cost:
                     why = self._budget_too_small(order, market, price)
                     events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
                     remaining[order.order_id] = 0.0
@@ -371,14 +372,23 @@ class PaperBroker:
         # Impact depends on the quantity; one refinement at the slipped price keeps it within the budget.
         price = self._slipped(touched, Side.BUY, estimate, volume)
         qty = market.floor_amount(budget / (price * rate)) if price > 0 else 0.0
-        return qty, self._slipped(touched, Side.BUY, qty, volume)
+        price = self._slipped(touched, Side.BUY, qty, volume)
+        if qty > 0 and qty * price * rate > budget:
+            # floor_amount's epsilon can land one lot above an exact fit; never spend past the budget.
+            qty = market.floor_amount(qty - 10.0**-market.amount_decimals)
+        return qty, price
 
     def _budget_too_small(self, order: OpenOrder, market: Market, price: float) -> str:
         budget = min(order.quote_budget or 0.0, self._cash)
         return (
             f"{order.symbol}: a budget of {budget:.8g} {self._quote} buys less than the minimum "
-            f"{market.min_amount:g} at {price:g}"
+            f"{market.min_amount:g} (or {market.min_cost:g} {self._quote}) at {price:g}"
         )
+
+    @property
+    def free_cash(self) -> float:
+        """Cash not yet promised to resting buy orders: what a new order may spend."""
+        return self._cash - sum(self._open_buy_cost(o) for o in self._orders.values() if o.side is Side.BUY)
 
     def _reference(self, order: OpenOrder) -> float:
         """The price an open order is expected to trade at: its limit or stop, a market order the last close."""
