@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from desk.config import RiskConfig, RiskProfile, WorkerConfig
-from desk.core.events import AccountReset, EquitySampled, Event, RiskStateChanged
+from desk.core.events import AccountReset, EquitySampled, EquitySeries, Event, RiskStateChanged
 from desk.core.types import DAY_MS, TradingState
 
 RULE_OPERATOR_HALT = "operator_halt"
@@ -49,12 +49,20 @@ class RiskEngine:
         self.equity = 0.0
         self._day = -1
         self.day_start_equity = 0.0
+        self._last_mark_ts = -1
 
     # --- state, folded from events ---------------------------------------------------------
 
     def apply(self, event: Event) -> None:
         if isinstance(event, EquitySampled):
             self.observe_equity(event.equity, event.ts_event)
+        elif isinstance(event, EquitySeries):
+            # A backtest's marks, journaled in chunks after the engine already saw them one by one;
+            # a replay from the journal sees them only here. Either way each mark counts once.
+            for index, equity in enumerate(event.equity):
+                ts = event.start_ts + index * event.step_ms
+                if ts > self._last_mark_ts:
+                    self.observe_equity(equity, ts)
         elif isinstance(event, AccountReset):
             self.equity = self.high_water_mark = self.day_start_equity = event.cash
         elif isinstance(event, RiskStateChanged):
@@ -70,6 +78,7 @@ class RiskEngine:
     def observe_equity(self, equity: float, ts_event: int) -> None:
         """Take a mark of the account: the high-water mark and the day's opening equity follow it."""
         self.equity = equity
+        self._last_mark_ts = ts_event
         if equity > self.high_water_mark:
             self.high_water_mark = equity
         day = ts_event // DAY_MS

@@ -108,3 +108,27 @@ def test_evaluate_when_the_rules_are_switched_off_then_any_loss_leaves_trading_a
     sample(risk, 10_000, 0)
     assert sample(risk, 1.0, 60_000) == []
     assert risk.state is TradingState.ACTIVE
+
+
+def test_replay_when_a_backtest_journaled_equity_in_series_then_a_fresh_engine_reaches_the_same_state() -> None:
+    from desk.core.events import EquitySeries
+
+    marks = [10_000.0, 10_500.0, 9_000.0, 8_000.0]
+    live = RiskEngine(CONFIG)
+    for index, equity in enumerate(marks):
+        live.observe_equity(equity, index * 60_000)
+    series = EquitySeries(
+        ts_event=3 * 60_000,
+        start_ts=0,
+        step_ms=60_000,
+        equity=marks,
+        cash=marks,
+        positions_value=[0.0] * 4,
+        high_water_mark=[10_500.0] * 4,
+        open_positions=[0] * 4,
+    )
+    live.apply(series)  # already seen one by one: counted once
+    fresh = RiskEngine(CONFIG)
+    fresh.apply(series)
+    for engine in (live, fresh):
+        assert (engine.high_water_mark, engine.equity, engine.day_start_equity) == (10_500.0, 8_000.0, 10_000.0)
