@@ -29,6 +29,9 @@ class Evaluation:
     features: dict[str, float] | None = None
 
 
+NO_SIGNAL = Evaluation(None)
+
+
 class Worker:
     def __init__(self, config: WorkerConfig, lookback: int, max_consecutive_faults: int) -> None:
         self.config = config
@@ -78,15 +81,15 @@ class Worker:
             # Strategies keep incremental indicators, so they must see every candle,
             # even those before warm-up; only the signal is dropped until then.
             signal = self.strategy.on_candle(candle, self.window)
-            if len(self.window) < self.strategy.warmup:
-                return Evaluation(None)
-            features = self.strategy.features(self.window) if signal is not None else None
-            return Evaluation(signal, features)
+            if signal is None or len(self.window) < self.strategy.warmup:
+                return NO_SIGNAL  # most candles: one shared answer instead of a new object each time
+            return Evaluation(signal, self.strategy.features(self.window))
         finally:
             self.busy = False
 
     def succeeded(self) -> None:
-        self.consecutive_faults = 0
+        if self.consecutive_faults:
+            self.consecutive_faults = 0
 
     def fault(self, error: BaseException | str, ts_event: int) -> list[Event]:
         """Record a fault; disable the worker once it has faulted too often in a row."""
