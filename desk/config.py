@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -275,23 +273,3 @@ def load_config(path: str | Path) -> DeskConfig:
     except OSError as exc:
         raise ConfigError([("", f"cannot read config file: {exc.strerror}")], str(path)) from None
     return parse_config_text(text, str(path))
-
-
-def dump_config(config: DeskConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
-
-
-def save_config_atomic(path: str | Path, text: str) -> None:
-    """Replace the file atomically: write a temp file beside it, fsync, rename."""
-    path = Path(path)
-    parse_config_text(text, str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
