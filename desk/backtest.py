@@ -31,6 +31,7 @@ from desk.core.events import (
 from desk.core.types import MINUTE_MS, Candle
 from desk.engines.bus import EventBus
 from desk.engines.trading import TradingCore
+from desk.fast_forward import FastForward
 from desk.services.broker.paper import PaperBroker
 from desk.services.feed.replay import ReplayFeed, ReplaySource
 from desk.services.store.store import EventStore
@@ -76,6 +77,7 @@ class BacktestResult:
     wall_seconds: float
     starting_cash: float
     recorder: RunRecorder
+    path: str  # "fast-forward", or why the run went candle by candle
 
 
 def prepare_out_dir(out_dir: Path) -> None:
@@ -101,11 +103,14 @@ def run_backtest(
     *,
     progress: Progress | None = None,
     strategy_overrides: Mapping[str, Strategy] | None = None,
+    fast_forward: bool = True,
 ) -> BacktestResult:
     """Replay `feed` through the trading core, journaling into `out_dir`; the feed was validated on load.
 
     `strategy_overrides` puts a ready-made strategy instance into a named worker
     (scenario tests and research code that has not been given a slug yet).
+    `fast_forward` skips quiet minutes when every strategy allows it (see
+    `desk.fast_forward`); off, every minute is stepped, as the daemon does.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_out_dir(out_dir)
@@ -125,6 +130,7 @@ def run_backtest(
         worker.strategy = strategy
     bus.subscribe(recorder)
     minutes = 0
+    path = "not started"
     try:
         first = feed.next_candles()
         if first is None:
@@ -150,26 +156,34 @@ def run_backtest(
                 ),
             ]
         )
+        warm_steps = min(config.feed.seed_candles, len(feed))
+        driver = FastForward.prepare(core, feed, warm_steps) if fast_forward else "fast-forward switched off"
+        path = "fast-forward" if isinstance(driver, FastForward) else f"candle by candle: {driver}"
         batch: list[Candle] | None = first
-        warmup = config.feed.seed_candles
         # The first `seed_candles` minutes warm the workers up without trading, as in the daemon.
-        while batch is not None and warmup > 0:
+        for _ in range(warm_steps):
+            assert batch is not None
             for candle in batch:
                 core.remember(candle)
-            for worker in core.workers:
-                error = worker.seed([c for c in batch if c.symbol == worker.symbol])
-                if error is not None:
-                    bus.publish(worker.fault(error, batch[0].ts + MINUTE_MS))
-            warmup -= 1
+            if not isinstance(driver, FastForward):  # fast-forward's tapes have seen the warm-up already
+                for worker in core.workers:
+                    error = worker.seed([c for c in batch if c.symbol == worker.symbol])
+                    if error is not None:
+                        bus.publish(worker.fault(error, batch[0].ts + MINUTE_MS))
             batch = feed.next_candles()
-        evaluate = core.evaluate_inline
-        while batch is not None:
-            clock.advance_to(core.step(batch, evaluate))
-            store.flush()
-            minutes += 1
-            if progress is not None:
-                progress(1)
-            batch = feed.next_candles()
+        if isinstance(driver, FastForward):
+            if batch is not None:
+                clock.advance_to(driver.run(warm_steps, store.flush, progress))
+                minutes = len(feed) - warm_steps
+        else:
+            evaluate = core.evaluate_inline
+            while batch is not None:
+                clock.advance_to(core.step(batch, evaluate))
+                store.flush()
+                minutes += 1
+                if progress is not None:
+                    progress(1)
+                batch = feed.next_candles()
         bus.publish([RuntimeStopped(ts_event=clock.now_ms(), reason="replay finished")])
     finally:
         # Also when interrupted: the marks buffered so far belong with the trades already journaled.
@@ -183,6 +197,7 @@ def run_backtest(
         wall_seconds=time.perf_counter() - started,
         starting_cash=config.settings.starting_cash,
         recorder=recorder,
+        path=path,
     )
 
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 
@@ -47,6 +49,36 @@ class Candle:
     low: float
     close: float
     volume: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CandleColumns:
+    """One symbol's 1-minute candles as columns, oldest first, read-only: a whole data set at once.
+
+    `ts` is int64 epoch milliseconds of each candle's open, strictly increasing and on
+    minute boundaries; the price and volume columns are float64, same length.
+    """
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def rows(self, first: int, last: int) -> CandleColumns:
+        """Rows [first, last) as views, not copies."""
+        return CandleColumns(
+            self.ts[first:last],
+            self.open[first:last],
+            self.high[first:last],
+            self.low[first:last],
+            self.close[first:last],
+            self.volume[first:last],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from desk.config import RiskConfig, RiskProfile, WorkerConfig
 from desk.core.events import AccountReset, EquitySampled, EquitySeries, Event, RiskStateChanged
 from desk.core.types import DAY_MS, TradingState
@@ -85,6 +87,56 @@ class RiskEngine:
         if day != self._day:
             self._day = day
             self.day_start_equity = equity
+
+    def observe_marks(self, ts: np.ndarray, equity: np.ndarray) -> None:
+        """`observe_equity` for each mark in turn, in one go (a backtest's quiet minutes)."""
+        if not len(ts):
+            return
+        self.equity = float(equity[-1])
+        self._last_mark_ts = int(ts[-1])
+        self.high_water_mark = max(self.high_water_mark, float(equity.max()))
+        days = ts // DAY_MS
+        last_day = int(days[-1])
+        if last_day != self._day:
+            self._day = last_day
+            self.day_start_equity = float(equity[int(np.searchsorted(days, last_day))])
+
+    def quiet_marks(self, ts: np.ndarray, equity: np.ndarray) -> int:
+        """How many leading marks `evaluate` would answer with no change, each observed in turn.
+
+        The same arithmetic as `observe_equity` and `evaluate`, vectorised, so the
+        count is exact; the mark it stops at is left for the scalar path to decide.
+        """
+        if self.state is TradingState.HALTED or not len(ts):
+            return len(ts)
+        high = np.maximum.accumulate(np.maximum(equity, self.high_water_mark))
+        days = ts // DAY_MS
+        # The day's opening equity: the first mark of each new day, or the one already held.
+        new_day = np.empty(len(days), dtype=bool)
+        new_day[0] = int(days[0]) != self._day
+        np.not_equal(days[1:], days[:-1], out=new_day[1:])
+        opened_at = np.maximum.accumulate(np.where(new_day, np.arange(len(days)), -1))
+        day_start = np.where(opened_at >= 0, equity[np.maximum(opened_at, 0)], self.day_start_equity)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drawdown = 1.0 - equity / high
+            daily_loss = np.where(day_start > 0, 1.0 - equity / day_start, 0.0)
+        config = self.config
+        never = np.zeros(len(ts), dtype=bool)
+        halt = drawdown >= config.max_drawdown_pct if config.max_drawdown_pct is not None else never
+        trap = drawdown >= config.trapdoor_pct if config.trapdoor_pct is not None else never
+        daily = daily_loss >= config.daily_loss_limit_pct if config.daily_loss_limit_pct is not None else never
+        if self.state is TradingState.REDUCING:
+            measure, limit = (
+                (daily_loss, config.daily_loss_limit_pct)
+                if self.state_rule == "daily_loss_limit"
+                else (drawdown, config.trapdoor_pct)
+            )
+            recovered = np.ones(len(ts), dtype=bool) if limit is None else measure <= RECOVERY_MARGIN * limit
+            changes = halt | (~trap & ~daily & recovered)
+        else:
+            changes = halt | trap | daily
+        changes &= high > 0  # evaluate() says nothing while there is no high-water mark
+        return int(changes.argmax()) if changes.any() else len(ts)
 
     # --- decisions ---------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ events through the bus, which applies them to the engines' state at once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from desk.config import DeskConfig
 from desk.core.broker import Broker
@@ -85,6 +87,33 @@ class _SeriesBuffer:
         if finished is None and len(self.ts) >= self.CHUNK:
             finished = self.drain()
         return finished
+
+    def extend(
+        self, ts: np.ndarray, equity: np.ndarray, cash: float, high: np.ndarray, open_positions: int
+    ) -> list[EquitySeries]:
+        """`add` for each mark in turn, in one go: the same chunks, closed at the same marks."""
+        finished: list[EquitySeries] = []
+        breaks = [*(np.flatnonzero(np.diff(ts) != MINUTE_MS) + 1).tolist(), len(ts)]
+        start = 0
+        for end in breaks:  # runs of evenly spaced marks
+            while start < end:
+                if self.ts and int(ts[start]) - self.ts[-1] != MINUTE_MS:
+                    finished.append(self._drain_now())
+                stop = min(end, start + self.CHUNK - len(self.ts))
+                self.ts += ts[start:stop].tolist()
+                self.equity += equity[start:stop].tolist()
+                self.high += high[start:stop].tolist()
+                self.cash += [cash] * (stop - start)
+                self.open_positions += [open_positions] * (stop - start)
+                if len(self.ts) >= self.CHUNK:
+                    finished.append(self._drain_now())
+                start = stop
+        return finished
+
+    def _drain_now(self) -> EquitySeries:
+        series = self.drain()
+        assert series is not None
+        return series
 
     def drain(self) -> EquitySeries | None:
         if not self.ts:
@@ -186,6 +215,21 @@ class TradingCore:
             )
             self.bus.publish([gap])
         history.append(candle)
+
+    def catch_up(self, candles: Iterable[Candle]) -> None:
+        """Take each symbol's last candle of minutes a backtest skipped as quiet, as `on_candles` would have.
+
+        Prices, and the last candle each symbol's gap check compares with. `recent`
+        then holds only the candles the core saw; a backtest never re-warms a worker from it.
+        """
+        for candle in candles:
+            history = self.recent.get(candle.symbol)
+            if history is None:
+                history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
+            history.append(candle)
+            self.broker.observe(candle)
+            if self.last_candle_ts is None or candle.ts > self.last_candle_ts:
+                self.last_candle_ts = candle.ts
 
     def on_candles(self, candles: Sequence[Candle]) -> None:
         """Journal the candles, then let resting protective orders meet them."""
@@ -365,6 +409,28 @@ class TradingCore:
             ]
         )
         self.bus.publish(self.risk.evaluate(ts))
+
+    def mark_quiet(self, ts: np.ndarray, prices: Mapping[str, np.ndarray]) -> int:
+        """Mark the account at minutes in which only prices moved (a backtest's fast-forward).
+
+        `ts` are the marks' times and `prices[symbol]` each symbol's last close at
+        them. The marks are taken as `sample_equity` takes them, with the same
+        arithmetic, up to the first one at which the risk engine may change state;
+        returns how many were taken, so the caller runs that minute in full.
+        """
+        equity = np.full(len(ts), self.broker.cash)
+        for symbol in self.markets:
+            held = self.broker.holding(symbol)
+            if held:
+                equity = equity + held * prices[symbol]  # as equity(): cash, then each holding in turn
+        quiet = self.risk.quiet_marks(ts, equity)
+        ts, equity = ts[:quiet], equity[:quiet]
+        high = np.maximum.accumulate(np.maximum(equity, self.risk.high_water_mark))
+        self.risk.observe_marks(ts, equity)
+        chunks = self._series.extend(ts, equity, self.broker.cash, high, len(self.execution.positions))
+        if chunks:
+            self.bus.publish(list(chunks))
+        return quiet
 
     def flush_equity_series(self) -> None:
         """Journal the buffered equity marks as one EquitySeries event (backtests)."""

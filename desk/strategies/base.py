@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from desk.core.types import Candle, Signal
+from desk.core.types import Candle, CandleColumns, Signal
+
+__all__ = ["CandleColumns", "CandleWindow", "SignalTape", "Strategy", "StrategyParams", "VectorisedStrategy"]
 
 
 class StrategyParams(BaseModel):
@@ -31,6 +34,34 @@ class Strategy(Protocol):
     def on_candle(self, candle: Candle, window: CandleWindow, **kwargs: Any) -> Signal | None: ...
 
     def features(self, window: CandleWindow, **kwargs: Any) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalTape:
+    """Every signal a strategy gives over a whole `CandleColumns`, computed in one vectorised pass.
+
+    It must equal what `on_candle` returns when fed the same candles one by one
+    from the first, warm-up included: `bars[k]` is the index of the candle whose
+    `on_candle` returns `signals[k]`, and `features[k]` is what `features(window)`
+    returns right after it, with a window of `window_capacity` candles.
+    """
+
+    bars: np.ndarray  # int64, ascending
+    signals: tuple[Signal, ...]
+    features: tuple[dict[str, float], ...]
+
+
+@runtime_checkable
+class VectorisedStrategy(Strategy, Protocol):
+    """A strategy that can also answer for a whole data set at once, so a backtest skips quiet candles.
+
+    Optional: a backtest fast-forwards only when every evaluating worker's
+    strategy implements it, and runs candle by candle otherwise. The tape is a
+    second form of the same rule, like the batch form of each indicator, and
+    tests hold it equal to the candle-by-candle form.
+    """
+
+    def signal_tape(self, columns: CandleColumns, window_capacity: int) -> SignalTape: ...
 
 
 class CandleWindow:

@@ -47,9 +47,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from desk.core.errors import ReplayDataError
-from desk.core.types import MINUTE_MS
+from desk.core.types import MINUTE_MS, CandleColumns
 
-__all__ = ["KNOWN_LAYOUTS", "CandleArrays", "CandleFile", "load_candle_file"]
+__all__ = ["KNOWN_LAYOUTS", "CandleColumns", "CandleFile", "load_candle_file"]
 
 KNOWN_LAYOUTS: tuple[str, ...] = ("ccxt", "kraken", "binance", "cryptodatadownload", "generic")
 
@@ -77,31 +77,12 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class CandleArrays:
-    """Validated 1-minute candle columns, oldest first, read-only.
-
-    `ts` is int64 epoch milliseconds of each candle's open, strictly increasing and on
-    minute boundaries; the price and volume columns are float64, same length.
-    """
-
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
-@dataclass(frozen=True, slots=True, eq=False)
 class CandleFile:
     """One loaded file: where it came from, the layout it was read as, and its candles."""
 
     path: Path
     layout: str
-    bars: CandleArrays
+    bars: CandleColumns
     newest_first: bool  # the file listed rows newest first and was reversed
 
 
@@ -523,7 +504,7 @@ def _validate(path: Path, plan: _Plan, table: pa.Table, lines_before_data: int |
     report.raise_if_any()
     for column in columns:
         column.flags.writeable = False
-    return CandleFile(path, plan.layout, CandleArrays(*columns), newest_first)
+    return CandleFile(path, plan.layout, CandleColumns(*columns), newest_first)
 
 
 def _check_order(ts: np.ndarray, newest_first: bool, layout: str, report: _Report) -> None:

@@ -23,10 +23,10 @@ import numpy as np
 
 from desk.core.errors import ReplayDataError
 from desk.core.types import MINUTE_MS, Candle, Market
-from desk.services.feed.candle_files import KNOWN_LAYOUTS, CandleArrays, CandleFile, load_candle_file
+from desk.services.feed.candle_files import KNOWN_LAYOUTS, CandleColumns, CandleFile, load_candle_file
 from desk.services.feed.simulated import market_rules
 
-__all__ = ["KNOWN_LAYOUTS", "CandleArrays", "Gap", "ReplayFeed", "ReplaySource", "infer_symbol"]
+__all__ = ["KNOWN_LAYOUTS", "CandleColumns", "Gap", "ReplayFeed", "ReplaySource", "infer_symbol"]
 
 # Timeline steps turned into Candle objects at a time: big enough to amortise the numpy
 # calls, small enough that a million-bar replay never holds more than a few thousand candles.
@@ -157,7 +157,7 @@ class ReplayFeed:
         """Every hole inside the window in each symbol's candles, oldest first (a copy)."""
         return list(self._gaps)
 
-    def bars(self, symbol: str) -> CandleArrays:
+    def bars(self, symbol: str) -> CandleColumns:
         """The symbol's whole file as read-only arrays, including rows outside the window (warm-up history)."""
         return self._file(symbol).bars
 
@@ -168,6 +168,44 @@ class ReplayFeed:
         if row >= len(bars) or int(bars.ts[row]) != ts:
             raise KeyError(f"{symbol} has no candle at {ts} ({_iso(ts)})")
         return row
+
+    @property
+    def timeline(self) -> np.ndarray:
+        """Every timeline step's candle open time, epoch ms, oldest first (read-only)."""
+        return self._timeline
+
+    def window_rows(self, symbol: str) -> tuple[int, int]:
+        """The [first, last) rows of `bars(symbol)` inside the replay window."""
+        self._file(symbol)
+        return self._window[symbol]
+
+    def rows_at_steps(self, symbol: str) -> np.ndarray:
+        """The row in `bars(symbol)` of the symbol's candle at each timeline step, -1 where it has none."""
+        rows = self._rows_at_step[self._symbols.index(symbol)].view()
+        rows.flags.writeable = False
+        return rows
+
+    def candles_at(self, step: int) -> list[Candle]:
+        """The batch `next_candles` returns for timeline step `step`, built on its own (random access)."""
+        batch = []
+        for symbol, rows in zip(self._symbols, self._rows_at_step, strict=True):
+            row = int(rows[step])
+            if row >= 0:
+                batch.append(self.candle(symbol, row))
+        return batch
+
+    def candle(self, symbol: str, row: int) -> Candle:
+        """Row `row` of `bars(symbol)` as a Candle."""
+        bars = self._file(symbol).bars
+        return Candle(
+            symbol,
+            int(bars.ts[row]),
+            float(bars.open[row]),
+            float(bars.high[row]),
+            float(bars.low[row]),
+            float(bars.close[row]),
+            float(bars.volume[row]),
+        )
 
     def layout(self, symbol: str) -> str:
         """The layout the symbol's file was read as."""
