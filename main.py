@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--out", default="out/backtest", help="empty folder for the journal, database and report")
     backtest.add_argument("--layout", help="declare the files' column layout instead of detecting it")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backtest.add_argument(
+        "--every-minute",
+        action="store_true",
+        help="step the engines through every minute instead of fast-forwarding over quiet ones (same journal, slower)",
+    )
     sweep = sub.add_parser("sweep", help="grid or random search of one worker's params, walk-forward, on Ray")
     sweep.add_argument("--data", nargs="+", required=True, metavar="[SYMBOL=]FILE", help="CSV or Parquet candle files")
     sweep.add_argument("--worker", required=True, help="the worker whose strategy params are searched")

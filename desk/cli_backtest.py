@@ -50,7 +50,7 @@ def run_backtest_command(config: DeskConfig, args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     bar = tqdm(total=len(feed), unit="min", disable=args.no_progress, file=sys.stderr, mininterval=0.5)
     try:
-        result = run_backtest(config, feed, sources, out_dir, progress=bar.update)
+        result = run_backtest(config, feed, sources, out_dir, progress=bar.update, fast_forward=not args.every_minute)
     finally:
         bar.close()
     report = build_report(result.recorder, result.starting_cash)
@@ -59,6 +59,7 @@ def run_backtest_command(config: DeskConfig, args: argparse.Namespace) -> int:
     print(format_summary(report))
     speed = result.minutes / result.wall_seconds if result.wall_seconds else 0.0
     print(f"{result.minutes} minutes in {result.wall_seconds:.1f} s ({speed:,.0f} minutes/s), {result.events} events")
+    print(f"path:   {result.path}")
     print(f"store:  {out_dir / 'journal'}  and  {out_dir / 'desk.db'}   (./run_dashboard.sh --store {out_dir})")
     print(f"report: {out_dir / 'report.html'}  and  {out_dir / 'report.json'}")
     return EXIT_OK
