@@ -95,11 +95,10 @@ class RiskEngine:
         self.equity = float(equity[-1])
         self._last_mark_ts = int(ts[-1])
         self.high_water_mark = max(self.high_water_mark, float(equity.max()))
-        days = ts // DAY_MS
-        last_day = int(days[-1])
+        last_day = int(ts[-1]) // DAY_MS
         if last_day != self._day:
             self._day = last_day
-            self.day_start_equity = float(equity[int(np.searchsorted(days, last_day))])
+            self.day_start_equity = float(equity[int(np.searchsorted(ts, last_day * DAY_MS))])
 
     def quiet_marks(self, ts: np.ndarray, equity: np.ndarray) -> int:
         """How many leading marks `evaluate` would answer with no change, each observed in turn.
@@ -107,20 +106,14 @@ class RiskEngine:
         The same arithmetic as `observe_equity` and `evaluate`, vectorised, so the
         count is exact; the mark it stops at is left for the scalar path to decide.
         """
-        if self.state is TradingState.HALTED or not len(ts):
+        config = self.config
+        rules = (config.max_drawdown_pct, config.trapdoor_pct, config.daily_loss_limit_pct)
+        if self.state is TradingState.HALTED or not len(ts) or rules == (None, None, None):
             return len(ts)
         high = np.maximum.accumulate(np.maximum(equity, self.high_water_mark))
-        days = ts // DAY_MS
-        # The day's opening equity: the first mark of each new day, or the one already held.
-        new_day = np.empty(len(days), dtype=bool)
-        new_day[0] = int(days[0]) != self._day
-        np.not_equal(days[1:], days[:-1], out=new_day[1:])
-        opened_at = np.maximum.accumulate(np.where(new_day, np.arange(len(days)), -1))
-        day_start = np.where(opened_at >= 0, equity[np.maximum(opened_at, 0)], self.day_start_equity)
         with np.errstate(divide="ignore", invalid="ignore"):
             drawdown = 1.0 - equity / high
-            daily_loss = np.where(day_start > 0, 1.0 - equity / day_start, 0.0)
-        config = self.config
+            daily_loss = self._daily_losses(ts, equity)
         never = np.zeros(len(ts), dtype=bool)
         halt = drawdown >= config.max_drawdown_pct if config.max_drawdown_pct is not None else never
         trap = drawdown >= config.trapdoor_pct if config.trapdoor_pct is not None else never
@@ -131,12 +124,23 @@ class RiskEngine:
                 if self.state_rule == "daily_loss_limit"
                 else (drawdown, config.trapdoor_pct)
             )
-            recovered = np.ones(len(ts), dtype=bool) if limit is None else measure <= RECOVERY_MARGIN * limit
+            recovered = ~never if limit is None else measure <= RECOVERY_MARGIN * limit
             changes = halt | (~trap & ~daily & recovered)
         else:
             changes = halt | trap | daily
         changes &= high > 0  # evaluate() says nothing while there is no high-water mark
         return int(changes.argmax()) if changes.any() else len(ts)
+
+    def _daily_losses(self, ts: np.ndarray, equity: np.ndarray) -> np.ndarray:
+        """1 - equity / the day's opening equity at each mark, as `evaluate` computes it."""
+        days = ts // DAY_MS
+        # The day's opening equity: the first mark of each new day, or the one already held.
+        new_day = np.empty(len(days), dtype=bool)
+        new_day[0] = int(days[0]) != self._day
+        np.not_equal(days[1:], days[:-1], out=new_day[1:])
+        opened_at = np.maximum.accumulate(np.where(new_day, np.arange(len(days)), -1))
+        day_start = np.where(opened_at >= 0, equity[np.maximum(opened_at, 0)], self.day_start_equity)
+        return np.where(day_start > 0, 1.0 - equity / day_start, 0.0)
 
     # --- decisions ---------------------------------------------------------------------------
 
