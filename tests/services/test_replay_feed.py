@@ -585,3 +585,10 @@ KNOWN = ["BTC/USD", "BTC/USDT", "ETH/USD", "SOL/EUR"]
 )
 def test_infer_symbol_when_file_named_then_matching_known_symbol(name: str, expected: str | None) -> None:
     assert infer_symbol(Path("/data") / name, KNOWN) == expected
+
+
+def test_load_when_blank_lines_come_before_a_bad_row_then_the_error_names_its_real_line(tmp_path: Path) -> None:
+    text = HEADER + f"{T0},100,102,99,101,2\n\n{T0 + M},101,103,100,102,2\n\n\n{T0 + 2 * M},101,103,100,nan,2\n"
+    with pytest.raises(ReplayDataError) as raised:
+        load_candle_file(write(tmp_path, "gappy.csv", text))
+    assert "row 3 (line 7), column 'close': missing value" in str(raised.value)

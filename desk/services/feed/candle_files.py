@@ -26,8 +26,8 @@ Timestamps are candle OPEN times. Epoch numbers may be seconds, milliseconds, mi
 nanoseconds, told apart by magnitude (below 1e11 seconds, below 1e14 ms, below 1e17 µs); all
 rows of a file must use the same unit. Strings are ISO 8601, UTC unless they carry an offset.
 
-Every problem is reported with the file, the 1-based data row, the line in the file (comment and
-header lines counted; blank lines inside the data would shift it) and the column.
+Every problem is reported with the file, the 1-based data row, the line in the file (comment,
+header and blank lines counted) and the column.
 """
 
 from __future__ import annotations
@@ -130,15 +130,34 @@ class _Report:
         if not self.total:
             return
         self._found.sort(key=lambda item: (item[0], item[1]))
-        problems = [self._format(row, field, text) for row, field, text in self._found[:_MAX_REPORTED]]
+        reported = self._found[:_MAX_REPORTED]
+        lines = self._lines_of({row for row, _, _ in reported if row >= 0})
+        problems = [self._format(row, field, text, lines) for row, field, text in reported]
         raise ReplayDataError(str(self._path), problems, self.total)
 
-    def _format(self, row: int, field: int, text: str) -> str:
+    def _lines_of(self, rows: set[int]) -> dict[int, int]:
+        """The 1-based line in the file of each data row, counting the blank lines the reader skipped."""
+        if self._lines_before_data is None or not rows:
+            return {}
+        lines: dict[int, int] = {}
+        row = -1
+        with _open_text(self._path) as stream:  # only when reporting: a second read costs nothing then
+            for number, line in enumerate(stream, start=1):
+                if number <= self._lines_before_data or not line.strip("\r\n"):
+                    continue
+                row += 1
+                if row in rows:
+                    lines[row] = number
+                    if len(lines) == len(rows):
+                        break
+        return lines
+
+    def _format(self, row: int, field: int, text: str, lines: dict[int, int]) -> str:
         if row < 0:
             return text
         where = f"row {row + 1}"
-        if self._lines_before_data is not None:
-            where += f" (line {row + 1 + self._lines_before_data})"
+        if row in lines:
+            where += f" (line {lines[row]})"
         return f"{where}, column {self._labels[field]}: {text}"
 
 
