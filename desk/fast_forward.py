@@ -181,7 +181,7 @@ class FastForward:
         """Each symbol's last candle in steps [start, end), for the core to catch up on."""
         candles = []
         for symbol, laid in self._symbols.items():
-            index = int(np.searchsorted(laid.steps, end)) - 1
+            index = int(laid.steps.searchsorted(end)) - 1
             if index >= 0 and laid.steps[index] >= start:
                 candles.append(self._feed.candle(symbol, int(laid.rows[laid.steps[index]])))
         return candles
@@ -202,7 +202,7 @@ def _lay_out(feed: ReplayFeed, symbol: str) -> _SymbolTimeline:
 
 def _next_in(steps: np.ndarray, step: int, limit: int) -> int:
     """The first of the sorted `steps` at or after `step`, or `limit` if none comes before it."""
-    index = int(np.searchsorted(steps, step))
+    index = int(steps.searchsorted(step))
     return min(int(steps[index]), limit) if index < len(steps) else limit
 
 

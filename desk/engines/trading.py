@@ -93,7 +93,7 @@ class _SeriesBuffer:
     ) -> list[EquitySeries]:
         """`add` for each mark in turn, in one go: the same chunks, closed at the same marks."""
         finished: list[EquitySeries] = []
-        breaks = [*(np.flatnonzero(np.diff(ts) != MINUTE_MS) + 1).tolist(), len(ts)]
+        breaks = [*(np.flatnonzero(ts[1:] - ts[:-1] != MINUTE_MS) + 1).tolist(), len(ts)]
         start = 0
         for end in breaks:  # runs of evenly spaced marks
             while start < end:
