@@ -1,10 +1,16 @@
-"""Store throughput: journal append + projection per batch size, rebuild, and journal read speed.
+"""Store throughput: journal append + projection per batch size, rebuild, journal read, and a backtest's load.
 
     .venv/bin/python bench/store_throughput.py [--events 50000] [--read-lines 1000000]
+    .venv/bin/python bench/store_throughput.py --load backtest [--backtest-events 85000] [--backtest-marks 1000000]
 
-The event mix imitates a simulated minute of the desk: three candles, an equity
+The session mix imitates a simulated minute of the desk: three candles, an equity
 sample and six trade-lifecycle events (~10 events per minute), so every hot
 projection table is exercised.
+
+The backtest load is what `desk.backtest.run_backtest` hands the store for a
+1M-candle replay: trade-lifecycle events spread over the run, equity marks in
+EquitySeries chunks of 1440, one `flush` per simulated minute with the
+backtest's projection lag, and `close` at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+
+from desk.backtest import PROJECTION_LAG_S
 from desk.config import StoreConfig
 from desk.core import events as ev
 from desk.core.events import Event, event_to_record
@@ -111,6 +120,85 @@ def bench_append(records: list[dict[str, Any]], batch: int, root: Path, lag_s: f
     print(f"  {len(records) / elapsed:,.0f} events/s; then rebuild(): {rebuilt / rebuild_elapsed:,.0f} events/s")
 
 
+def backtest_minutes(events: int, marks: int) -> list[list[dict[str, Any]]]:
+    """Per simulated minute, the records a backtest publishes: trade events now and then, a chunk a day."""
+    chunk = 1440
+    rng = np.random.default_rng(7)
+    equity = 10_000.0 + np.cumsum(rng.normal(0.0, 1.5, marks))
+    cash = equity - np.abs(rng.normal(0.0, 300.0, marks)).round(2)
+    high = np.maximum.accumulate(equity)
+    open_positions = rng.integers(0, 4, marks)
+    groups = max(1, events // 6)  # _trade_events gives six events a call
+    every = max(1, marks // groups)
+    minutes: list[list[dict[str, Any]]] = [[] for _ in range(marks)]
+    seq = 0
+
+    def stamp(event: Event) -> dict[str, Any]:
+        nonlocal seq
+        seq += 1
+        record = event_to_record(event)
+        record["seq"], record["id"] = seq, f"e{seq}"
+        return record
+
+    made = 0
+    for minute in range(marks):
+        ts = T0 + minute * MINUTE
+
+        def env(symbol: str = "BTC/USD", correlation_id: str = "", _ts: int = ts) -> dict[str, Any]:
+            return {"ts_event": _ts, "ts_init": _ts + 3, "worker": "w1", "symbol": symbol,
+                    "correlation_id": correlation_id}  # fmt: skip
+
+        if minute % every == 0 and made < events:
+            group = [stamp(e) for e in _trade_events(minute // every, minute // every // 2, env)[: events - made]]
+            minutes[minute].extend(group)
+            made += len(group)
+        if (minute + 1) % chunk == 0 or minute == marks - 1:
+            start, end = minute - minute % chunk, minute + 1
+            series = ev.EquitySeries(
+                **env(), start_ts=T0 + start * MINUTE, step_ms=MINUTE, equity=equity[start:end].tolist(),
+                cash=cash[start:end].tolist(), positions_value=(equity[start:end] - cash[start:end]).tolist(),
+                high_water_mark=high[start:end].tolist(), open_positions=open_positions[start:end].tolist(),
+            )  # fmt: skip
+            minutes[minute].append(stamp(series))
+    return minutes
+
+
+def bench_backtest(events: int, marks: int, root: Path) -> None:
+    """Time append + flush (once a minute) + close of a backtest-shaped load, then rebuild()."""
+    minutes = backtest_minutes(events, marks)
+    ordinary = sum(1 for records in minutes for r in records if r["type"] != "EquitySeries")
+    chunks = sum(1 for records in minutes for r in records if r["type"] == "EquitySeries")
+    config = StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db")
+    store = EventStore(config, root, projection_lag_s=PROJECTION_LAG_S)
+    store.open()
+    start = time.perf_counter()
+    for records in minutes:
+        if records:
+            store.append(records)
+        store.flush()
+    store.close()
+    elapsed = time.perf_counter() - start
+    print(f"backtest load: {ordinary:,} ordinary events + {chunks:,} EquitySeries ({marks:,} marks),")
+    print(f"  flush once a minute, projection_lag_s={PROJECTION_LAG_S}: append+flush+close {elapsed:.3f} s")
+    print(f"  {ordinary / elapsed:,.0f} events/s, {marks / elapsed:,.0f} marks/s")
+    empty = EventStore(config, root / "empty", projection_lag_s=PROJECTION_LAG_S)
+    empty.open()
+    start = time.perf_counter()
+    for _ in minutes:
+        empty.flush()
+    print(f"  of which {len(minutes):,} flushes of an empty buffer alone: {time.perf_counter() - start:.3f} s")
+    empty.close()
+    rebuilder = EventStore(config, root)
+    start = time.perf_counter()
+    rebuilt = rebuilder.rebuild()
+    rebuilder.close()
+    print(f"  rebuild(): {rebuilt:,} records in {time.perf_counter() - start:.3f} s")
+    size = sum(p.stat().st_size for p in root.glob("desk.db*")) + sum(
+        p.stat().st_size for p in (root / "journal").iterdir()
+    )
+    print(f"  journal + database on disk: {size / 1e6:,.1f} MB")
+
+
 def bench_read(lines: int, root: Path) -> tuple[float, float]:
     with Journal(root) as journal:
         chunk: list[dict[str, Any]] = []
@@ -135,9 +223,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--read-lines", type=int, default=1_000_000)
+    parser.add_argument("--load", choices=("session", "backtest", "all"), default="all")
+    parser.add_argument("--backtest-events", type=int, default=85_000)
+    parser.add_argument("--backtest-marks", type=int, default=1_000_000)
     args = parser.parse_args()
-    records = list(session(args.events))
     with tempfile.TemporaryDirectory() as tmp:
+        if args.load in ("backtest", "all"):
+            bench_backtest(args.backtest_events, args.backtest_marks, Path(tmp) / "backtest")
+        if args.load == "backtest":
+            return
+        records = list(session(args.events))
         for batch, lag_s in ((10, 0.0), (1_000, 0.0), (10, 0.25)):
             root = Path(tmp) / f"batch{batch}-lag{lag_s}"
             lag = f", projection_lag_s={lag_s}" if lag_s else ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,17 +14,40 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from dashboard.common import StoreLocationError, ledger_csv, resolve_store
+from desk.backtest import RunRecorder, run_backtest
+from desk.config import parse_config
+from desk.services.feed.replay import ReplayFeed, ReplaySource
+from desk.services.feed.simulated import SimulatedMarket
 from desk.services.store import recent
 from desk.services.store.journal import Journal
 from desk.services.store.queries import StoreReader
 from desk.services.store.readonly import StoreReadError, readonly_url
 from desk.services.store.recent import read_recent
+from tests.conftest import config_data_for_tests
 from tests.dashboard.read_store import DAY, T0, at, build_tiny_store, equity_at
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_store(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def backtest_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StoreReader, RunRecorder]]:
+    """A real backtest of 3,000 simulated BTC minutes: its equity marks are in EquitySeries chunks."""
+    out = tmp_path_factory.mktemp("backtest")
+    market = SimulatedMarket(["BTC/USD"], 11, T0)
+    rows = (market.next_candles()[0] for _ in range(3_000))
+    data = out / "btc.csv"
+    data.write_text("".join(f"{c.ts},{c.open},{c.high},{c.low},{c.close},{c.volume}\n" for c in rows))
+    config_data = config_data_for_tests()
+    config_data["feed"]["symbols"] = ["BTC/USD"]
+    config_data["workers"] = [w for w in config_data["workers"] if w["symbol"] == "BTC/USD"]
+    source = ReplaySource(data, "BTC/USD")
+    result = run_backtest(parse_config(config_data), ReplayFeed([source]), [source], out / "run")
+    reader = StoreReader(f"sqlite:///{out / 'run' / 'desk.db'}", out / "run" / "journal")
+    yield reader, result.recorder
+    reader.close()
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +91,42 @@ def test_equity_curve_when_range_given_then_only_samples_inside(tiny) -> None:
     curve = tiny.equity_curve(start_ms=at(10), end_ms=at(19))
     assert curve["ts"].tolist() == [at(slot) for slot in range(10, 20)]
     assert tiny.drawdown(start_ms=at(50), end_ms=at(50))["drawdown_pct"].tolist() == pytest.approx([60 / 10_470])
+
+
+def test_equity_curve_when_the_store_is_a_backtest_then_it_is_the_runs_marks_in_time_order(
+    backtest_store: tuple[StoreReader, RunRecorder],
+) -> None:
+    reader, recorder = backtest_store
+
+    curve = reader.equity_curve(max_points=100_000)
+    stats = reader.period_stats()
+    summary = reader.summary()
+
+    assert curve["ts"].tolist() == recorder.equity_ts and curve["equity"].tolist() == recorder.equity
+    assert len(recorder.equity) == 3_000 - 120  # every minute after the warm-up, in 1440-mark chunks
+    assert (curve["open_positions"] > 0).tolist() == recorder.exposed
+    assert (stats.start_equity, stats.end_equity) == (recorder.equity[0], recorder.equity[-1])
+    assert summary is not None and (summary.as_of_ms, summary.equity) == (recorder.equity_ts[-1], recorder.equity[-1])
+    assert reader.equity_bounds() == (recorder.equity_ts[0], recorder.equity_ts[-1])
+    assert len(reader.equity_curve(max_points=100)) <= 100
+
+
+def test_equity_curve_when_the_database_predates_equity_series_then_its_rows_still_read(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    # A control room upgraded before the daemon rebuilt its database: the chunk table is missing.
+    shutil.copytree(tiny_dir, tmp_path / "old")
+    with sqlite3.connect(tmp_path / "old" / "desk.db") as connection:
+        connection.execute("DROP TABLE equity_series")
+    reader = StoreReader(f"sqlite:///{tmp_path / 'old' / 'desk.db'}", tmp_path / "old" / "journal")
+
+    curve = reader.equity_curve(max_points=2000)
+
+    assert curve["equity"].tolist() == [equity_at(slot) for slot in range(60)]
+    assert reader.equity_bounds() == (at(0), at(59)) and reader.period_stats().end_equity == 10_230.0
+    summary = reader.summary()
+    assert summary is not None and summary.equity == 10_230.0
+    reader.close()
 
 
 def test_summary_when_latest_sample_on_second_day_then_today_pnl_since_previous_day_close(tiny) -> None:

@@ -12,10 +12,11 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Executable, String, Table, bindparam, func, insert, or_, update
+from sqlalchemy import Executable, String, Table, bindparam, delete, func, insert, or_, update
 
 from desk.core.types import OrderPurpose
 from desk.services.store import schema as s
+from desk.services.store.equity_marks import series_row
 
 if TYPE_CHECKING:
     from desk.services.store.projection import Plan
@@ -81,6 +82,12 @@ class Statements:
             .values(status="cancelled", reason=p("reason"), updated_seq=p("seq"))
         )
         self.equity_insert = upsert(s.equity)
+        self.series_insert = insert(s.equity_series)
+        # The per-minute rows at the marks of a newer chunk: the chunk replaces them (see equity_marks.py).
+        ts = s.equity.c.ts_event
+        self.equity_rows_replaced = delete(s.equity).where(
+            ts.between(bindparam("p_first"), bindparam("p_last")), (ts - bindparam("p_first")) % p("step") == 0
+        )
         self.fault_insert = insert(s.worker_faults)
         self.risk_insert = insert(s.risk_state)
         self.worker_state_upsert = upsert(s.worker_state)
@@ -174,21 +181,13 @@ def _equity_sampled(st: Statements, plan: Plan, r: Record, status: Status) -> No
 
 
 def _equity_series(st: Statements, plan: Plan, r: Record, status: Status) -> None:
-    """One equity row per sample of a backtest's columnar equity chunk."""
-    columns = zip(r["equity"], r["cash"], r["positions_value"], r["high_water_mark"], r["open_positions"], strict=True)
-    for index, (equity, cash, positions_value, high, open_positions) in enumerate(columns):
-        ts = r["start_ts"] + index * r["step_ms"]
-        row = {
-            "seq": r["seq"],
-            "ts_event": ts,
-            "equity": equity,
-            "cash": cash,
-            "positions_value": positions_value,
-            "high_water_mark": high,
-            "drawdown_pct": 1.0 - equity / high if high > 0 else 0.0,
-            "open_positions": open_positions,
-        }
-        plan.add(s.equity, st.equity_insert, ts, row)
+    """A backtest's chunk of marks: one equity_series row of columns, not a row per mark."""
+    row = series_row(r)
+    if row is None:
+        return
+    params = {"p_first": row["first_ts"], "p_last": row["last_ts"], "p_step": max(row["step_ms"], 1)}
+    plan.add_all(s.equity, st.equity_rows_replaced, params)
+    plan.add(s.equity_series, st.series_insert, r["seq"], row)
 
 
 def _account_reset(st: Statements, plan: Plan, r: Record, status: Status) -> None:

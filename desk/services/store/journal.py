@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from desk.core.errors import JournalError
-from desk.services.store.encoding import encode_json
+from desk.services.store.encoding import encode_json_bytes
 
 try:  # Unix only; elsewhere the desk runs without the single-writer guard.
     import fcntl
@@ -104,8 +104,12 @@ class Journal:
             self.open_for_writing()
         last_seq = self._last_seq
         floor_day = self._newest_day
-        chunks: dict[str, list[str]] = {}
+        chunks: dict[str, list[bytes]] = {}
         chunk_last_seq: dict[str, int] = {}
+        encode = encode_json_bytes
+        day_index: int | None = None
+        day = floor_day
+        lines: list[bytes] = []
         for record in records:
             seq = record.get("seq")
             if type(seq) is not int:
@@ -117,19 +121,23 @@ class Journal:
             ts_event = record.get("ts_event")
             if type(ts_event) is not int:
                 raise JournalError(f"seq {seq} ({record.get('type')}) has no integer ts_event: {ts_event!r}")
-            # A clock that goes back (a second simulated run into the same journal) must not write
-            # into an older file: file order has to stay seq order, so such records join the newest day.
-            day = max(self._day_name(ts_event), floor_day)
+            if ts_event // _DAY_MS != day_index:
+                # The file changes only when the UTC day does: name it once per day, not per record.
+                day_index = ts_event // _DAY_MS
+                # A clock that goes back (a second simulated run into the same journal) must not write
+                # into an older file: file order has to stay seq order, so such records join the newest day.
+                day = max(self._day_name(ts_event), floor_day)
+                lines = chunks.setdefault(day, [])
+                floor_day = day
             try:
-                line = encode_json(record)
+                lines.append(encode(record))
             except (ValueError, TypeError) as exc:
                 raise JournalError(f"seq {seq} ({record.get('type')}) cannot be journaled: {exc}") from exc
-            chunks.setdefault(day, []).append(line)
             chunk_last_seq[day] = seq
-            floor_day = day
             last_seq = seq
-        for day, lines in chunks.items():
-            self._write(day, "\n".join(lines) + "\n")
+        for day, day_lines in chunks.items():
+            day_lines.append(b"")  # the batch ends with a newline like every line does
+            self._write(day, b"\n".join(day_lines))
             self._last_seq = chunk_last_seq[day]
             self._newest_day = day
 
@@ -204,7 +212,7 @@ class Journal:
             self._day_names[day_index] = name
         return name
 
-    def _write(self, day: str, text: str) -> None:
+    def _write(self, day: str, data: bytes) -> None:
         try:
             if self._handle is None or self._handle_day != day:
                 if self._handle is not None:
@@ -215,7 +223,7 @@ class Journal:
                 self._handle_day = day
                 if is_new and self.fsync:
                     _fsync_directory(self.directory)
-            self._handle.write(text.encode("utf-8"))
+            self._handle.write(data)
             self._handle.flush()
             if self.fsync:
                 os.fsync(self._handle.fileno())

@@ -6,18 +6,20 @@ database) and the journal without its writer lock. A store that does not
 exist yet is a normal state: every method then returns an empty result (an
 empty DataFrame with the usual columns, or None) instead of failing.
 
-Large tables are reduced in SQL, never in Python: the equity curve and the
-per-worker curves are bucketed by time with integer division (last sample,
-min and max per bucket), ledgers are filtered and paginated with the indexes
+Large tables are reduced in SQL, never row by row in Python: the equity curve
+and the per-worker curves are bucketed by time with integer division (last
+sample, min and max per bucket; a backtest's equity chunks the same way with
+numpy over only the chunks in range), ledgers are filtered and paginated with the indexes
 of `schema.py`, and the journal tail reads the newest files backwards.
 Times are epoch milliseconds on the desk's clock (`ts`-like columns) with a
 UTC datetime column next to them for display. The result types live in
 `query_results.py` and are re-exported here.
 
 The queries themselves live in one module per family, each a mixin over
-`reader_base.ReaderBase` that `StoreReader` composes: `account_queries.py`
-(equity, drawdown, period stats, lifecycle marks, summary, risk, heartbeat,
-feed), `trade_queries.py` (open positions, the closed-trade ledger and its
+`reader_base.ReaderBase` that `StoreReader` composes: `equity_queries.py`
+(the equity curve, drawdown, period stats, from per-minute rows and backtest
+chunks alike), `account_queries.py` (summary, lifecycle marks, risk,
+heartbeat, feed; built on the equity queries), `trade_queries.py` (open positions, the closed-trade ledger and its
 filters) and `worker_queries.py` (attribution, worker curves and faults, the
 learner, operator commands); the journal tail is `recent.py`.
 """

@@ -9,7 +9,7 @@ and a rebuild never drops it.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
     "PROJECTION_TABLES",
@@ -18,6 +18,7 @@ __all__ = [
     "candles",
     "commands",
     "equity",
+    "equity_series",
     "events",
     "features",
     "fills",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 # Bump when a projection table changes shape: a store whose database says otherwise rebuilds on open.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 metadata = MetaData()
 
@@ -189,7 +190,8 @@ trades = Table(
 equity = Table(
     "equity",
     metadata,
-    # One mark per minute close, from an EquitySampled event or one sample of an EquitySeries.
+    # One mark per minute close from an EquitySampled (the daemon). A backtest's EquitySeries marks
+    # are in equity_series; the readers in equity_queries.py merge both into one curve.
     Column("ts_event", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("equity", Float, nullable=False),
@@ -199,6 +201,31 @@ equity = Table(
     Column("drawdown_pct", Float, nullable=False),
     Column("open_positions", Integer, nullable=False),
     Index("ix_equity_seq", "seq"),
+)
+
+# One row per EquitySeries chunk (a backtest's marks, a day at a time): a million per-minute rows
+# would cost a backtest more than its trading, a few hundred rows of columns cost next to nothing.
+# The columns are little-endian float64 (open_positions int64) blobs, one value per mark, marks at
+# first_ts + i * step_ms; drawdown is derived on read exactly as the daemon derives it.
+# At any ts the mark of the highest seq wins, as an upsert of per-minute rows would: projecting a
+# chunk deletes the older equity rows it covers, so a row beside a chunk mark is always the newer;
+# overlapping chunks are settled on read (see equity_marks.py).
+equity_series = Table(
+    "equity_series",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # The small columns first: SQLite then finds a chunk without reading its blobs' overflow pages.
+    Column("first_ts", BigInteger, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("step_ms", BigInteger, nullable=False),
+    Column("marks", Integer, nullable=False),  # how many marks each blob holds
+    Column("equity", LargeBinary, nullable=False),
+    Column("cash", LargeBinary, nullable=False),
+    Column("positions_value", LargeBinary, nullable=False),
+    Column("high_water_mark", LargeBinary, nullable=False),
+    Column("open_positions", LargeBinary, nullable=False),
+    Index("ix_equity_series_first_ts", "first_ts"),
+    Index("ix_equity_series_last_ts", "last_ts"),
 )
 
 worker_faults = Table(

@@ -140,9 +140,12 @@ class EventStore:
         With `projection_lag_s` > 0 the projection may trail the journal by up
         to that long (see the constructor); `project_pending` or `close` settle it.
         """
-        journal, _ = self._require_open()
         if not self._buffer:
+            # A backtest calls this once per simulated minute, mostly with nothing to write: stay cheap.
+            if self._journal is None or self._projection is None:
+                self._require_open()
             return
+        journal, _ = self._require_open()
         # A batch the journal refuses (a NaN, say) would be refused forever: drop it and say so.
         batch, self._buffer = self._buffer, []
         try:
