@@ -82,6 +82,9 @@ class FastForward:
         for worker in core.workers:
             if not worker.evaluates:
                 continue
+            if worker.symbol not in feed.symbols:
+                tapes[worker.name] = {}  # no data for its symbol: it is never asked, as candle by candle
+                continue
             strategy = worker.strategy
             if not isinstance(strategy, VectorisedStrategy):
                 return f"worker {worker.name}: strategy {worker.config.strategy} has no signal tape"

@@ -93,7 +93,10 @@ class _SeriesBuffer:
     ) -> list[EquitySeries]:
         """`add` for each mark in turn, in one go: the same chunks, closed at the same marks."""
         finished: list[EquitySeries] = []
-        breaks = [*(np.flatnonzero(ts[1:] - ts[:-1] != MINUTE_MS) + 1).tolist(), len(ts)]
+        count = len(ts)
+        # Strictly increasing marks are evenly spaced exactly when first and last are count-1 minutes apart.
+        evenly = count < 2 or int(ts[-1]) - int(ts[0]) == (count - 1) * MINUTE_MS
+        breaks = [count] if evenly else [*(np.flatnonzero(ts[1:] - ts[:-1] != MINUTE_MS) + 1).tolist(), count]
         start = 0
         for end in breaks:  # runs of evenly spaced marks
             while start < end:

@@ -211,14 +211,14 @@ def test_backtest_when_interrupted_then_the_equity_marks_so_far_are_journaled(tm
     source = ReplaySource(data, "BTC/USD")
     steps = 0
 
-    def stop_at_1000(count: int) -> None:
+    def stop_after_1000(count: int) -> None:
         nonlocal steps
         steps += count
-        if steps == 1_000:
+        if steps >= 1_000:  # fast-forward reports minutes in runs, so the count may pass 1,000 in one call
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_backtest(config, ReplayFeed([source]), [source], tmp_path / "out", progress=stop_at_1000)
+        run_backtest(config, ReplayFeed([source]), [source], tmp_path / "out", progress=stop_after_1000)
     records = read_journal(tmp_path / "out" / "journal")
     marks = sum(len(r["equity"]) for r in records if r["type"] == "EquitySeries")
-    assert marks == 1_000
+    assert 1_000 <= marks == steps
