@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from desk.config import DeskConfig
 from desk.core.clock import SimulatedClock, WallClock
@@ -55,6 +56,8 @@ class RunRecorder:
     exposed: list[bool] = field(default_factory=list)
     trades: list[PositionClosed] = field(default_factory=list)
     fees: float = 0.0
+
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (EquitySampled, EquitySeries, PositionClosed)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, EquitySampled):

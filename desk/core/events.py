@@ -10,6 +10,8 @@ two runs on the same seed differ only in `ts_init`.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,22 +43,24 @@ class Event:
 
 
 _ENVELOPE_HEAD = ("seq", "id")
-_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+_RECORD_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
-def _record_fields(cls: type) -> tuple[str, ...]:
+def _record_fields(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
     # Every event is turned into a record on the hot path; look its fields up once per class.
-    names = _RECORD_FIELDS.get(cls)
-    if names is None:
-        names = _RECORD_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _ENVELOPE_HEAD)
-    return names
+    known = _RECORD_FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _ENVELOPE_HEAD)
+        getter = operator.attrgetter(*names)
+        known = _RECORD_FIELDS[cls] = (names, getter if len(names) > 1 else lambda e: (getter(e),))
+    return known
 
 
 def event_to_record(event: Event) -> dict[str, Any]:
     """Return the flat JSON-ready record of an event, `type` first after the envelope."""
+    names, values = _record_fields(type(event))
     record: dict[str, Any] = {"seq": event.seq, "id": event.id, "type": event.type_name}
-    for name in _record_fields(type(event)):
-        record[name] = getattr(event, name)
+    record.update(zip(names, values(event), strict=True))
     return record
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from desk.core.clock import Clock
@@ -10,7 +10,13 @@ from desk.core.events import Event, event_to_record, stamp
 
 
 class StateHolder(Protocol):
-    """Anything whose state is a fold over the event stream."""
+    """Anything whose state is a fold over the event stream.
+
+    A holder may declare `APPLIES`, a tuple of the event types its `apply`
+    reacts to; the bus then hands it only those (most holders care about a few
+    of the thirty-odd types, and publishing is the hot path). Without it, a
+    holder sees every event.
+    """
 
     def apply(self, event: Event) -> None: ...
 
@@ -40,6 +46,7 @@ class EventBus:
         self._wall_clock = wall_clock
         self._sink = sink
         self._holders: list[StateHolder] = []
+        self._routes: dict[type[Event], tuple[Callable[[Event], None], ...]] = {}
         self._last_seq = last_seq
         self._id_base = -1
         self._id_count = 0
@@ -50,6 +57,14 @@ class EventBus:
 
     def subscribe(self, holder: StateHolder) -> None:
         self._holders.append(holder)
+        self._routes.clear()
+
+    def _route(self, kind: type[Event]) -> tuple[Callable[[Event], None], ...]:
+        """The `apply` of every holder that takes `kind`, in subscription order."""
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._routes[kind] = tuple(holder.apply for holder in self._holders if _takes(holder, kind))
+        return route
 
     def publish(self, events: Iterable[Event]) -> list[Event]:
         if not events:
@@ -61,8 +76,8 @@ class EventBus:
                 raise ValueError(f"{event.type_name} was already published as seq {event.seq}")
             self._last_seq += 1
             stamp(event, self._last_seq, self._wall_clock.now_ms())
-            for holder in self._holders:
-                holder.apply(event)
+            for apply in self._route(type(event)):
+                apply(event)
             stamped.append(event)
             records.append(event_to_record(event))
         if self._sink is not None and records:
@@ -76,8 +91,8 @@ class EventBus:
             if event.seq <= self._last_seq:
                 raise ValueError(f"replayed event seq {event.seq} is not after {self._last_seq}")
             self._last_seq = event.seq
-            for holder in self._holders:
-                holder.apply(event)
+            for apply in self._route(type(event)):
+                apply(event)
             count += 1
         return count
 
@@ -88,3 +103,8 @@ class EventBus:
             self._id_count = 0
         self._id_count += 1
         return f"{prefix}{self._id_base}.{self._id_count}"
+
+
+def _takes(holder: StateHolder, kind: type[Event]) -> bool:
+    applies = getattr(holder, "APPLIES", None)
+    return applies is None or issubclass(kind, applies)

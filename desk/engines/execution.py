@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from desk.core.broker import Broker
 from desk.core.events import (
@@ -99,6 +99,20 @@ class ExecutionEngine:
         self.pending_entries: dict[str, EntryPlanned] = {}  # by entry order id, until it fills or dies
 
     # --- state -----------------------------------------------------------------------------------
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        OrderSubmitted,
+        OrderCancelled,
+        OrderRejected,
+        EntryPlanned,
+        PositionOpened,
+        ExitRequested,
+        PositionReduced,
+        StopMoved,
+        PositionClosed,
+        AccountReset,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, OrderSubmitted | OrderCancelled | OrderRejected):

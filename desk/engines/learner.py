@@ -8,6 +8,7 @@ model can be trained on exactly what live scoring will see.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from desk.config import MLConfig, RiskConfig
 from desk.core.events import (
@@ -30,6 +31,12 @@ class Learner:
     def configure(self, ml: MLConfig, risk: RiskConfig) -> None:
         self._ml = ml
         self._risk = risk
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        IntentScored,
+        LearnerOutcomeRecorded,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, IntentScored):

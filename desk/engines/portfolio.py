@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from desk.config import PortfolioConfig
 from desk.core.events import AccountReset, Event, OrderFilled, PositionClosed, PositionOpened, PositionReduced
@@ -67,6 +68,15 @@ class Portfolio:
         if ledger is None:
             ledger = self.ledgers[worker] = WorkerLedger()
         return ledger
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        AccountReset,
+        OrderFilled,
+        PositionOpened,
+        PositionReduced,
+        PositionClosed,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, AccountReset):

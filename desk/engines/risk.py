@@ -10,6 +10,7 @@ Protective exits always run: risk never blocks a position from being closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,6 +55,14 @@ class RiskEngine:
         self._last_mark_ts = -1
 
     # --- state, folded from events ---------------------------------------------------------
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        EquitySampled,
+        EquitySeries,
+        AccountReset,
+        RiskStateChanged,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, EquitySampled):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -158,6 +159,13 @@ class TradingCore:
         self._workers_by_name = {w.name: w for w in self.workers}
         for holder in (broker, self.execution, self.risk, self.portfolio, self.learner, self):
             bus.subscribe(holder)
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        CandleClosed,
+        WorkerFaulted,
+        WorkerStateChanged,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, CandleClosed):

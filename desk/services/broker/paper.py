@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TypedDict
+from typing import ClassVar, TypedDict
 
 from desk.config import FeesConfig
 from desk.core.events import (
@@ -247,6 +247,18 @@ class PaperBroker:
             self._candles[candle.symbol] = candle
 
     # --- state -------------------------------------------------------------------------------
+
+    # The event types apply() reacts to: the bus hands it no others (tests/engines/test_bus.py checks the list).
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        AccountOpened,
+        AccountReset,
+        CandleClosed,
+        OrderSubmitted,
+        OrderFilled,
+        OrderCancelled,
+        OrderRejected,
+        OrderAmended,
+    )
 
     def apply(self, event: Event) -> None:
         """Change state from one published event; every other event type is ignored."""
