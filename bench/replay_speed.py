@@ -104,15 +104,15 @@ def desk_config() -> object:
     return parse_config(data)
 
 
-def run_desk(frame: pd.DataFrame, folder: Path) -> tuple[float, int, float, float]:
+def run_desk(frame: pd.DataFrame, folder: Path, *, fast_forward: bool = True) -> tuple[float, int, float, float, str]:
     path = folder / "gbm.parquet"
     frame.to_parquet(path, index=False)
     loaded = time.perf_counter()
     source = ReplaySource(path, SYMBOL, layout="generic")
     feed = BenchFeed([source])
     load_s = time.perf_counter() - loaded
-    result = run_backtest(desk_config(), feed, [source], folder / "out")
-    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s
+    result = run_backtest(desk_config(), feed, [source], folder / "out", fast_forward=fast_forward)
+    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s, result.path
 
 
 def run_backtesting_py(frame: pd.DataFrame) -> tuple[float, int, float]:
@@ -148,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--every-minute", action="store_true", help="step the desk through every minute")
     args = parser.parse_args()
     configure_logging("WARNING")
     print(f"Python {platform.python_version()} on {platform.machine()}; sma_cross(10, 30), fee {FEE:.2%} per side")
@@ -158,13 +159,16 @@ def main() -> None:
     for bars in args.bars:
         frame = gbm_candles(bars, args.seed)
         with tempfile.TemporaryDirectory() as folder:
-            desk_s, desk_trades, desk_equity, load_s = run_desk(frame, Path(folder))
+            desk_s, desk_trades, desk_equity, load_s, path = run_desk(
+                frame, Path(folder), fast_forward=not args.every_minute
+            )
         bt_s, bt_trades, bt_equity = run_backtesting_py(frame)
         desk_rate, bt_rate = bars / desk_s, bars / bt_s
         print(
             f"{bars:>9} {desk_rate:>12,.0f} {bt_rate:>13,.0f} {desk_rate / bt_rate:>6.2f} {desk_trades:>12}"
             f" {bt_trades:>13} {desk_equity:>14.6g} {bt_equity:>14.6g} {load_s:>12.2f}"
         )
+        print(f"{'':>9} desk path: {path}")
     print("desk = the full engine path with journal and SQLite projection; both exclude loading the data.")
 
 
