@@ -11,17 +11,40 @@ for the full swing). Bands are SMA(period) +/- num_std population std devs.
 Stop policy: close - atr_mult * ATR(atr_period) on BUY (default 2 ATR), or None
 (worker risk defaults) when atr_mult is None or ATR is not usable yet. No take
 profit: the exit band moves with the market, so the exit is the SELL signal.
+
+Signal tape: the bands are recomputed bit for bit (`running_bollinger`). The
+armed state is a run: it starts on a close below the lower band, survives closes
+on the band, and ends on the first close above it (the BUY candidate), so the
+candidates are the "above" closes whose previous off-band close was "below", and
+each one's deepest z is the minimum over that run of "below" closes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from desk.core.types import Candle, Side, Signal
-from desk.strategies._common import atr_stop, clamp01, common_features, fmt, ratio, snap
-from desk.strategies.base import CandleWindow, StrategyParams
+from desk.strategies._common import (
+    atr_stop,
+    clamp01,
+    common_feature_columns,
+    common_features,
+    empty_tape,
+    fmt,
+    make_tape,
+    none_if_nan,
+    ratio,
+    ratio_array,
+    run_minima,
+    snap,
+    snap_array,
+)
+from desk.strategies._exact import running_atr, running_bollinger
+from desk.strategies.base import CandleColumns, CandleWindow, SignalTape, StrategyParams
 from desk.strategies.indicators import ATR, Bollinger
 
 
@@ -93,3 +116,56 @@ class BollingerStrategy:
             "mid_gap": mid_gap,
             **common_features(window, self._atr.value),
         }
+
+    def signal_tape(self, columns: CandleColumns, window_capacity: int) -> SignalTape:
+        """Every signal `on_candle` gives over `columns` from a fresh start; see `VectorisedStrategy`."""
+        p = self.params
+        close = np.asarray(columns.close, dtype=np.float64)
+        bands = running_bollinger(close, p.period, p.num_std)  # NaN until warm, where on_candle returns early
+        exit_level = bands.mid if p.exit_band == "mid" else bands.upper
+        lower_gap = snap_array(close - bands.lower, close)
+        exit_gap = snap_array(close - exit_level, close)
+        # The off-band closes in order; a disarm is an "above" right after a "below" among them.
+        off_band = np.flatnonzero((lower_gap < 0) | (lower_gap > 0))
+        below = lower_gap[off_band] < 0
+        ends = np.flatnonzero(~below[1:] & below[:-1]) + 1
+        z = ratio_array(close - bands.mid, bands.std, default=-p.num_std)  # std 0.0 -> default, as `or 0.0`
+        deepest = run_minima(z[off_band], below, ends)
+        disarms = off_band[ends]
+        buys = exit_gap[disarms] < 0  # a disarm that already reached the exit band is no BUY
+        prev_exit = np.concatenate(([np.nan], exit_gap[:-1]))
+        sells = np.flatnonzero((prev_exit < 0) & (exit_gap >= 0))  # never a BUY candle: that needs exit_gap < 0
+        bars = np.union1d(disarms[buys], sells)
+        if not bars.size:
+            return empty_tape()
+        buying = np.isin(bars, disarms[buys])
+        lows = np.zeros(bars.size)  # the deepest z of each BUY's washout
+        lows[buying] = deepest[buys]
+        atr = running_atr(columns.high, columns.low, close, p.atr_period)
+        last = close[bars]
+        mid, upper, lower = bands.mid[bars], bands.upper[bars], bands.lower[bars]
+
+        def signals() -> Iterator[Signal]:  # on_candle's arithmetic, at the signal candles only
+            rows = (buying, lows, last, lower, mid, exit_level[bars], atr[bars])
+            for buy, low_z, close_now, lower_now, mid_now, exit_now, atr_now in zip(
+                *(a.tolist() for a in rows), strict=True
+            ):
+                if buy:
+                    confidence = clamp01(0.5 + 0.25 * (-low_z - p.num_std))
+                    reason = (
+                        f"close {fmt(close_now)} back above lower band {fmt(lower_now)} "
+                        f"(mid {fmt(mid_now)}, low z {low_z:.2f})"
+                    )
+                    stop = atr_stop(close_now, none_if_nan(atr_now), p.atr_mult)
+                    yield Signal(Side.BUY, stop, None, confidence, reason)
+                else:
+                    reason = f"close {fmt(close_now)} reached {p.exit_band} band {fmt(exit_now)}"
+                    yield Signal(Side.SELL, None, None, 1.0, reason)
+
+        features = {
+            "pct_b": ratio_array(last - lower, upper - lower, default=0.5),
+            "band_width": ratio_array(upper - lower, mid),
+            "mid_gap": ratio_array(last - mid, last),
+            **common_feature_columns(close, atr, bars, window_capacity),
+        }
+        return make_tape(bars, signals(), features)

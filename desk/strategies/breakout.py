@@ -10,17 +10,35 @@ signals; a pause inside the channel re-arms it.
 Stop policy: close - atr_mult * ATR(atr_period) on BUY (default 2 ATR, the
 turtles' 2N), or None (worker risk defaults) when atr_mult is None or ATR is
 not usable yet. No take profit: the exit is the channel-low breakdown.
+
+Signal tape: the channels are rolling extremes (exact in numpy), the prior
+channel of a candle is the one ending the candle before, and "fresh" is a
+breakout whose previous candle was not one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field
 
 from desk.core.types import Candle, Side, Signal
-from desk.strategies._common import atr_stop, clamp01, common_features, fmt, ratio
-from desk.strategies.base import CandleWindow, StrategyParams
+from desk.strategies._common import (
+    atr_stop,
+    clamp01,
+    common_feature_columns,
+    common_features,
+    empty_tape,
+    fmt,
+    make_tape,
+    none_if_nan,
+    ratio,
+    ratio_array,
+)
+from desk.strategies._exact import running_atr, running_donchian
+from desk.strategies.base import CandleColumns, CandleWindow, SignalTape, StrategyParams
 from desk.strategies.indicators import ATR, Donchian
 
 
@@ -81,3 +99,43 @@ class BreakoutStrategy:
             "low_gap": low_gap,
             **common_features(window, self._atr.value),
         }
+
+    def signal_tape(self, columns: CandleColumns, window_capacity: int) -> SignalTape:
+        """Every signal `on_candle` gives over `columns` from a fresh start; see `VectorisedStrategy`."""
+        p = self.params
+        close = np.asarray(columns.close, dtype=np.float64)
+        entry_upper, entry_lower = running_donchian(columns.high, columns.low, p.entry_period)
+        _, exit_lower = running_donchian(columns.high, columns.low, p.exit_period)
+        # Prior channels: as read before this candle's update, NaN (None) until complete.
+        prior_high = np.concatenate(([np.nan], entry_upper[:-1]))
+        prior_low = np.concatenate(([np.nan], exit_lower[:-1]))
+        above, below = close > prior_high, close < prior_low
+        fresh_above = above & ~np.concatenate(([False], above[:-1]))
+        fresh_below = below & ~np.concatenate(([False], below[:-1]))
+        bars = np.flatnonzero(fresh_above | fresh_below)
+        if not bars.size:
+            return empty_tape()
+        atr = running_atr(columns.high, columns.low, close, p.atr_period)
+
+        def signals() -> Iterator[Signal]:  # on_candle's arithmetic, at the signal candles only
+            rows = (fresh_above[bars], close[bars], prior_high[bars], prior_low[bars], atr[bars])
+            for buy, last, channel_high, channel_low, atr_now in zip(*(a.tolist() for a in rows), strict=True):
+                if buy:
+                    atr_known = none_if_nan(atr_now)
+                    confidence = 0.5 + 0.5 * clamp01(ratio(last - channel_high, atr_known))
+                    reason = f"close {fmt(last)} broke above prior {p.entry_period}-candle high {fmt(channel_high)}"
+                    yield Signal(Side.BUY, atr_stop(last, atr_known, p.atr_mult), None, confidence, reason)
+                else:
+                    reason = f"close {fmt(last)} broke below prior {p.exit_period}-candle low {fmt(channel_low)}"
+                    yield Signal(Side.SELL, None, None, 1.0, reason)
+
+        # Features read the channels after this candle's update: the ones that include it.
+        last = close[bars]
+        upper, lower = entry_upper[bars], entry_lower[bars]
+        features = {
+            "channel_position": ratio_array(last - lower, upper - lower, default=0.5),
+            "high_gap": ratio_array(last - upper, last),
+            "low_gap": ratio_array(last - exit_lower[bars], last),
+            **common_feature_columns(close, atr, bars, window_capacity),
+        }
+        return make_tape(bars, signals(), features)

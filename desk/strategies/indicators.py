@@ -286,7 +286,12 @@ def true_range(
     tr = h - lo
     if len(tr) > 1:
         prev = c[:-1]
-        tr[1:] = np.maximum.reduce([h[1:] - lo[1:], np.abs(h[1:] - prev), np.abs(lo[1:] - prev)])
+        # max(h - l, |h - prev|, |l - prev|) in place, one temporary: maximum.reduce over a list would
+        # first copy all three into one array, and signal tapes run this over millions of candles.
+        gap = h[1:] - prev
+        np.maximum(tr[1:], np.abs(gap, out=gap), out=tr[1:])
+        np.subtract(lo[1:], prev, out=gap)
+        np.maximum(tr[1:], np.abs(gap, out=gap), out=tr[1:])
     return tr
 
 

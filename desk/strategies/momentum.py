@@ -9,26 +9,39 @@ below `exit_below` (default 0: the move has fully reversed; set it to
 Stop policy: close - atr_mult * ATR(atr_period) on BUY (default 2 ATR), or None
 (worker risk defaults) when atr_mult is None or ATR is not usable yet. No take
 profit: the exit is the ROC crossing.
+
+Signal tape: ROC and the trend SMA are recomputed over the whole data set with
+the incremental arithmetic (`_exact`), the crossings found in numpy; only the
+signal candles run Python, with the same helpers as `on_candle`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from desk.core.types import Candle, Side, Signal
 from desk.strategies._common import (
     atr_stop,
     clamp01,
+    common_feature_columns,
     common_features,
     crossed_above,
     crossed_below,
+    empty_tape,
     finite,
+    finite_array,
     fmt,
+    make_tape,
+    none_if_nan,
     ratio,
+    ratio_array,
 )
-from desk.strategies.base import CandleWindow, StrategyParams
+from desk.strategies._exact import running_atr, running_roc, running_sma
+from desk.strategies.base import CandleColumns, CandleWindow, SignalTape, StrategyParams
 from desk.strategies.indicators import ATR, ROC, SMA
 
 
@@ -92,3 +105,48 @@ class MomentumStrategy:
             "trend_gap": ratio(None if close is None or trend is None else close - trend, close),
             **common_features(window, self._atr.value),
         }
+
+    def signal_tape(self, columns: CandleColumns, window_capacity: int) -> SignalTape:
+        """Every signal `on_candle` gives over `columns` from a fresh start; see `VectorisedStrategy`."""
+        p = self.params
+        close = np.asarray(columns.close, dtype=np.float64)
+        n = len(close)
+        roc = running_roc(close, p.lookback)
+        # ROC is None (on_candle returns early, keeping its previous ROC) before it is warm and wherever the
+        # base close is not positive; a crossing compares with the last candle where it was known.
+        known = np.zeros(n, dtype=bool)
+        known[p.lookback :] = close[: max(n - p.lookback, 0)] > 0
+        seen = np.flatnonzero(known)
+        prev, current = roc[seen[:-1]], roc[seen[1:]]
+        up = (prev <= p.threshold) & (current > p.threshold)  # crossed_above(prev, roc, threshold)
+        down = (prev >= p.exit_below) & (current < p.exit_below)  # crossed_below(prev, roc, exit_below)
+        trend = running_sma(close, p.trend_period) if p.trend_period else np.full(n, np.nan)
+        if p.trend_period:
+            up &= close[seen[1:]] > trend[seen[1:]]  # the filter: no BUY before the SMA is warm or at/below it
+        bars = seen[1:][up | down]
+        if not bars.size:
+            return empty_tape()
+        atr = running_atr(columns.high, columns.low, close, p.atr_period)
+        last, value = close[bars], roc[bars]  # ROC is known at every signal
+
+        def signals() -> Iterator[Signal]:  # on_candle's arithmetic, at the signal candles only
+            rows = (up[up | down], value, last, trend[bars], atr[bars])
+            for buy, roc_now, close_now, trend_now, atr_now in zip(*(a.tolist() for a in rows), strict=True):
+                if buy:
+                    confidence = clamp01(0.5 + 0.5 * (roc_now - p.threshold) / p.threshold)
+                    reason = f"ROC({p.lookback}) {roc_now:+.2%} crossed above {p.threshold:+.2%}"
+                    if p.trend_period:
+                        reason += f", close {fmt(close_now)} above SMA({p.trend_period}) {fmt(trend_now)}"
+                    stop = atr_stop(close_now, none_if_nan(atr_now), p.atr_mult)
+                    yield Signal(Side.BUY, stop, None, confidence, reason)
+                else:
+                    reason = f"ROC({p.lookback}) {roc_now:+.2%} crossed below {p.exit_below:+.2%}"
+                    yield Signal(Side.SELL, None, None, 1.0, reason)
+
+        features = {
+            "roc": finite_array(value),
+            "roc_over_threshold": ratio_array(value, np.full(len(bars), p.threshold)),
+            "trend_gap": ratio_array(last - trend[bars], last),
+            **common_feature_columns(close, atr, bars, window_capacity),
+        }
+        return make_tape(bars, signals(), features)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from desk.core.types import MINUTE_MS, Candle, Side, Signal
-from desk.strategies.base import CandleWindow, Strategy
+from desk.strategies.base import CandleColumns, CandleWindow, Strategy
 from desk.strategies.registry import build_strategy
 
 SYMBOL = "BTC/USD"
@@ -47,3 +47,22 @@ def run(strategy: Strategy, candles: Sequence[Candle], capacity: int | None = No
 
 def sides(signals: list[tuple[int, Signal]]) -> list[tuple[int, Side]]:
     return [(index, signal.side) for index, signal in signals]
+
+
+def replay(strategy: Strategy, columns: CandleColumns, capacity: int) -> list[tuple[int, Signal, dict[str, float]]]:
+    """Feed every row of `columns` as the worker does; return (row, signal, features after it) per signal.
+
+    What a signal tape must equal: the candles are built from the columns' own floats,
+    and features are read right after on_candle, from a window of `capacity` candles.
+    """
+    window = CandleWindow(capacity)
+    names = ("ts", "open", "high", "low", "close", "volume")
+    rows = zip(*(getattr(columns, name).tolist() for name in names), strict=True)
+    found = []
+    for index, (ts, open_, high, low, close, volume) in enumerate(rows):
+        candle = Candle(SYMBOL, ts, open_, high, low, close, volume)
+        window.append(candle)
+        signal = strategy.on_candle(candle, window)
+        if signal is not None:
+            found.append((index, signal, strategy.features(window)))
+    return found
