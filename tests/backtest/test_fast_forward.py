@@ -187,3 +187,22 @@ def test_backtest_when_one_worker_has_no_signal_tape_then_it_runs_candle_by_cand
     assert not isinstance(overrides["btc-rsi"], VectorisedStrategy)
     assert result.path == "candle by candle: worker btc-rsi: strategy rsi has no signal tape"
     assert result.minutes == 300 - config.feed.seed_candles
+
+
+def test_fast_forward_when_the_default_workers_use_their_own_signal_tapes_then_the_journal_equals_candle_by_candle(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(config_data_for_tests())  # the shipped workers, their strategies' own tapes
+    market = SimulatedMarket(config.feed.symbols, 5, START)
+    batches = [market.next_candles() for _ in range(4_000)]
+    sources = []
+    for symbol in config.feed.symbols:
+        rows = [(c.ts, c.open, c.high, c.low, c.close, c.volume) for b in batches for c in b if c.symbol == symbol]
+        sources.append(ReplaySource(write_csv(tmp_path / f"{symbol.replace('/', '')}.csv", rows), symbol))
+    fast = run_backtest(config, ReplayFeed(sources), sources, tmp_path / "fast")
+    slow = run_backtest(config, ReplayFeed(sources), sources, tmp_path / "slow", fast_forward=False)
+    assert slow.path == "candle by candle: fast-forward switched off"
+    assert fast.path == "fast-forward"
+    journal = without_wall_clock(read_journal(tmp_path / "slow" / "journal"))
+    assert len([r for r in journal if r["type"] == "PositionClosed"]) >= 5
+    assert without_wall_clock(read_journal(tmp_path / "fast" / "journal")) == journal
