@@ -40,6 +40,9 @@ from desk.strategies.base import Strategy
 
 # A backtest only needs the projection once it is done; group commits keep SQLite off the hot path.
 PROJECTION_LAG_S = 2.0
+# And its journal is written in batches of about this many events rather than once a minute: an
+# interrupted run still closes the store, which writes the rest, and a killed one is redone anyway.
+JOURNAL_BATCH = 1024
 Progress = Callable[[int], None]
 
 
@@ -132,6 +135,14 @@ def run_backtest(
             raise BacktestError(f"strategy override for unknown worker {name!r}")
         worker.strategy = strategy
     bus.subscribe(recorder)
+    journaled_seq = 0
+
+    def batched_flush() -> None:
+        nonlocal journaled_seq
+        if bus.last_seq - journaled_seq >= JOURNAL_BATCH:
+            store.flush()
+            journaled_seq = bus.last_seq
+
     minutes = 0
     path = "not started"
     try:
@@ -176,13 +187,13 @@ def run_backtest(
             batch = feed.next_candles()
         if isinstance(driver, FastForward):
             if batch is not None:
-                clock.advance_to(driver.run(warm_steps, store.flush, progress))
+                clock.advance_to(driver.run(warm_steps, batched_flush, progress))
                 minutes = len(feed) - warm_steps
         else:
             evaluate = core.evaluate_inline
             while batch is not None:
                 clock.advance_to(core.step(batch, evaluate))
-                store.flush()
+                batched_flush()
                 minutes += 1
                 if progress is not None:
                     progress(1)
