@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/store_throughput.py [--events 50000] [--read-lines 1000000]
     .venv/bin/python bench/store_throughput.py --load backtest [--backtest-events 85000] [--backtest-marks 1000000]
+        [--projector inline|process|both] [--repeat 3] [--engine-us 10]
 
 The session mix imitates a simulated minute of the desk: three candles, an equity
 sample and six trade-lifecycle events (~10 events per minute), so every hot
@@ -10,12 +11,19 @@ projection table is exercised.
 The backtest load is what `desk.backtest.run_backtest` hands the store for a
 1M-candle replay: trade-lifecycle events spread over the run, equity marks in
 EquitySeries chunks of 1440, one `flush` per simulated minute with the
-backtest's projection lag, and `close` at the end.
+backtest's projection lag, and `close` at the end. `--projector process` runs
+the projection in its own process (`EventStore(..., projection_process=True)`);
+`both` alternates the two `--repeat` times, since a loaded machine skews any
+single run. "store" is the main thread's CPU in append + flush, what the
+engines wait for; "total" adds open and close (close waits for the projection
+process). `--engine-us` holds the main thread that long every simulated minute,
+as the engines do, so the projection process has time to keep up.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -163,24 +171,70 @@ def backtest_minutes(events: int, marks: int) -> list[list[dict[str, Any]]]:
     return minutes
 
 
-def bench_backtest(events: int, marks: int, root: Path) -> None:
+def _engine_work(microseconds: float) -> None:
+    """Hold the main thread (and the GIL) for `microseconds`, as the trading engines do between flushes."""
+    end = time.perf_counter() + microseconds / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
+def run_backtest_load(minutes: list[list[dict[str, Any]]], root: Path, projector: str, engine_us: float = 0.0) -> None:
+    """One backtest-shaped run into `root`; print its timings.
+
+    "store" is the main thread's CPU in append + flush of the minutes with records
+    (engine work excluded); "loop" the wall time of the whole minute loop;
+    "total" adds open and close.
+    """
+    config = StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db")
+    process = projector == "process"
+    start = time.perf_counter()
+    store = EventStore(config, root, projection_lag_s=PROJECTION_LAG_S, projection_process=process)
+    store.open()
+    opened = time.perf_counter()
+    store_cpu = 0.0
+    clock = time.thread_time
+    for records in minutes:
+        if engine_us:
+            _engine_work(engine_us)
+        if records:
+            # Timed only here: a clock call per empty flush would cost more than the flush (same in both modes).
+            before = clock()
+            store.append(records)
+            store.flush()
+            store_cpu += clock() - before
+        else:
+            store.flush()
+    flushed = time.perf_counter()
+    projector_process = store._projector  # read before close() forgets it
+    store.close()
+    closed = time.perf_counter()
+    extra = ""
+    if projector_process is not None:
+        extra = (
+            f" (pipe writes {projector_process.send_seconds:.3f} s; child cpu {projector_process.child_cpu_s:.3f} s)"
+        )
+    print(
+        f"  {projector:>7}: store {store_cpu:.3f} s cpu{extra}; loop {flushed - opened:.3f} s,"
+        f" open {opened - start:.3f} s, close {closed - flushed:.3f} s, total {closed - start:.3f} s"
+    )
+
+
+def bench_backtest(
+    events: int, marks: int, root: Path, projector: str = "inline", repeat: int = 1, engine_us: float = 0.0
+) -> None:
     """Time append + flush (once a minute) + close of a backtest-shaped load, then rebuild()."""
     minutes = backtest_minutes(events, marks)
     ordinary = sum(1 for records in minutes for r in records if r["type"] != "EquitySeries")
     chunks = sum(1 for records in minutes for r in records if r["type"] == "EquitySeries")
     config = StoreConfig(journal_dir="journal", database_url="sqlite:///desk.db")
-    store = EventStore(config, root, projection_lag_s=PROJECTION_LAG_S)
-    store.open()
-    start = time.perf_counter()
-    for records in minutes:
-        if records:
-            store.append(records)
-        store.flush()
-    store.close()
-    elapsed = time.perf_counter() - start
     print(f"backtest load: {ordinary:,} ordinary events + {chunks:,} EquitySeries ({marks:,} marks),")
-    print(f"  flush once a minute, projection_lag_s={PROJECTION_LAG_S}: append+flush+close {elapsed:.3f} s")
-    print(f"  {ordinary / elapsed:,.0f} events/s, {marks / elapsed:,.0f} marks/s")
+    engine = f", {engine_us:g} us of engine work a minute" if engine_us else ""
+    print(f"  flush once a minute, projection_lag_s={PROJECTION_LAG_S}{engine}:")
+    modes = ("inline", "process") if projector == "both" else (projector,)
+    for _ in range(repeat):
+        for mode in modes:
+            shutil.rmtree(root, ignore_errors=True)  # a fresh store each run, and the disk not filled
+            run_backtest_load(minutes, root, mode, engine_us)
     empty = EventStore(config, root / "empty", projection_lag_s=PROJECTION_LAG_S)
     empty.open()
     start = time.perf_counter()
@@ -226,10 +280,22 @@ def main() -> None:
     parser.add_argument("--load", choices=("session", "backtest", "all"), default="all")
     parser.add_argument("--backtest-events", type=int, default=85_000)
     parser.add_argument("--backtest-marks", type=int, default=1_000_000)
+    parser.add_argument("--projector", choices=("inline", "process", "both"), default="inline")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the backtest load (per projector)")
+    parser.add_argument(
+        "--engine-us", type=float, default=0.0, help="main-thread work per simulated minute, imitating the engines"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.load in ("backtest", "all"):
-            bench_backtest(args.backtest_events, args.backtest_marks, Path(tmp) / "backtest")
+            bench_backtest(
+                args.backtest_events,
+                args.backtest_marks,
+                Path(tmp) / "backtest",
+                args.projector,
+                args.repeat,
+                args.engine_us,
+            )
         if args.load == "backtest":
             return
         records = list(session(args.events))

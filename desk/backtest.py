@@ -110,6 +110,7 @@ def run_backtest(
     progress: Progress | None = None,
     strategy_overrides: Mapping[str, Strategy] | None = None,
     fast_forward: bool = True,
+    projection_process: bool = True,
 ) -> BacktestResult:
     """Replay `feed` through the trading core, journaling into `out_dir`; the feed was validated on load.
 
@@ -117,13 +118,16 @@ def run_backtest(
     (scenario tests and research code that has not been given a slug yet).
     `fast_forward` skips quiet minutes when every strategy allows it (see
     `desk.fast_forward`); off, every minute is stepped, as the daemon does.
+    `projection_process` projects into SQLite in a child process on another
+    core while this one trades and journals (sweeps, whose processes already
+    fill every core, turn it off).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_out_dir(out_dir)
     config = backtest_config(config, out_dir)
     wall = WallClock()
     started = time.perf_counter()
-    store = EventStore(config.store, out_dir, projection_lag_s=PROJECTION_LAG_S)
+    store = EventStore(config.store, out_dir, projection_lag_s=PROJECTION_LAG_S, projection_process=projection_process)
     store.open()
     recorder = RunRecorder()
     bus = EventBus(wall, store)

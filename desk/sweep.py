@@ -290,7 +290,10 @@ def run_task(config: DeskConfig, worker: str, sources: Sequence[ReplaySource], t
 
     started = time.perf_counter()
     feed = ReplayFeed(sources, start_ms=task.feed_start_ms, end_ms=task.end_ms)
-    result = run_backtest(sweep_config(config, worker, task.params), feed, sources, task.out_dir)
+    # Ray already runs a task per core: a projection process per backtest would only compete with them.
+    result = run_backtest(
+        sweep_config(config, worker, task.params), feed, sources, task.out_dir, projection_process=False
+    )
     report = build_report(result.recorder, result.starting_cash, workers=[worker])
     return TaskResult(task.param_hash, task.fold, task.split, report.total, time.perf_counter() - started)
 

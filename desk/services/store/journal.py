@@ -91,15 +91,17 @@ class Journal:
         self._writable = True
         return self._last_seq
 
-    def append(self, records: list[dict[str, Any]]) -> None:
+    def append(self, records: list[dict[str, Any]]) -> list[bytes]:
         """Write a batch: one write() per daily file touched, then flush (and fsync if configured).
 
+        Return the bytes written, one piece per file, in seq order: whole lines
+        a projection process can decode without the records being encoded again.
         The whole batch is validated and encoded before anything is written, so
         a record with a non-increasing seq or a non-finite number leaves the
         journal untouched and raises JournalError naming it.
         """
         if not records:
-            return
+            return []
         if not self._writable:
             self.open_for_writing()
         last_seq = self._last_seq
@@ -135,11 +137,15 @@ class Journal:
                 raise JournalError(f"seq {seq} ({record.get('type')}) cannot be journaled: {exc}") from exc
             chunk_last_seq[day] = seq
             last_seq = seq
+        written: list[bytes] = []
         for day, day_lines in chunks.items():
             day_lines.append(b"")  # the batch ends with a newline like every line does
-            self._write(day, b"\n".join(day_lines))
+            data = b"\n".join(day_lines)
+            self._write(day, data)
+            written.append(data)
             self._last_seq = chunk_last_seq[day]
             self._newest_day = day
+        return written
 
     def close(self) -> None:
         """Close the open file and release the writer lock; the Journal can be reopened."""

@@ -3,6 +3,11 @@
 `flush` journals a batch before projecting it. If projecting fails the error is
 logged and re-raised, but nothing is lost: the journal has the batch, the
 next flush (or the next `open`) projects whatever the database is missing.
+
+With `projection_process=True` (a backtest) the projecting happens in a child
+process (see `projector`): this process journals each batch, then hands the
+child the bytes it wrote; `wait_projected` and `close` wait for the child and
+raise ProjectionError if it failed.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ from desk.core.errors import JournalError
 from desk.core.events import Event, event_from_record
 from desk.services.store.journal import Journal
 from desk.services.store.projection import CommandRow, Projection
+from desk.services.store.projector import REBUILD_BATCH, ProjectorProcess, project_journal
 
-__all__ = ["REBUILD_BATCH", "EventStore", "resolve_database_url"]
+__all__ = ["PROJECTION_TIMEOUT_S", "REBUILD_BATCH", "EventStore", "resolve_database_url"]
 
 _log = structlog.get_logger(__name__)
 
-# Records projected per transaction when catching up or rebuilding: large enough to amortise
-# the commit, small enough to keep memory flat on a journal of millions of lines.
-REBUILD_BATCH = 5_000
+# How long `wait_projected` and `close` wait for a projection process to answer. Its backlog is at
+# most a few seconds of a backtest's records (the lag), so only a stuck child comes near this.
+PROJECTION_TIMEOUT_S = 300.0
 
 
 def resolve_database_url(database_url: str, base_dir: Path) -> str:
@@ -50,9 +56,24 @@ class EventStore:
     command-inbox helpers need only the database and work on an unopened store.
     `projection_lag_s` (default 0: project on every flush) lets a fast backtest
     trade projection freshness for throughput.
+
+    `projection_process=True` moves the projection into a child process, off
+    this process's main thread: `flush` only journals and hands the child the
+    bytes written. The database then trails the journal until
+    `wait_projected()` or `close()`, which raise ProjectionError if the child
+    failed (the journal stays complete: `rebuild-db` rebuilds from it). Waits
+    on the child are bounded by `projection_timeout_s`.
     """
 
-    def __init__(self, config: StoreConfig, base_dir: Path, *, projection_lag_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        base_dir: Path,
+        *,
+        projection_lag_s: float = 0.0,
+        projection_process: bool = False,
+        projection_timeout_s: float = PROJECTION_TIMEOUT_S,
+    ) -> None:
         journal_dir = Path(config.journal_dir)
         self.journal_dir = journal_dir if journal_dir.is_absolute() else Path(base_dir) / journal_dir
         self.database_url = resolve_database_url(config.database_url, Path(base_dir))
@@ -70,13 +91,29 @@ class EventStore:
         self.projection_lag_s = projection_lag_s
         self._unprojected: list[dict[str, Any]] = []
         self._last_projected_at = float("-inf")
+        self.projection_process = projection_process
+        self.projection_timeout_s = projection_timeout_s
+        self._projector: ProjectorProcess | None = None
+        # With a projection process: the journaled bytes not yet sent to it, and how many records they hold.
+        self._unsent: list[bytes] = []
+        self._unsent_records = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> int:
-        """Open the journal and the projection, project what the database lacks; return how many records."""
+        """Open the journal and the projection, project what the database lacks; return how many records.
+
+        With a projection process the child does that catching up, and this returns 0 at once.
+        """
         try:
             journal_seq = self._open_journal()
+            if self.projection_process:
+                if self._projector is None:
+                    self._projector = ProjectorProcess(
+                        self.database_url, self.journal_dir, journal_seq, timeout_s=self.projection_timeout_s
+                    )
+                self._is_open = True
+                return 0
             projection = self._open_projection()
             self._is_open = True
             if projection.needs_rebuild() or projection.last_seq() > journal_seq:
@@ -96,25 +133,53 @@ class EventStore:
         return self._is_open
 
     @property
+    def projection_process_pid(self) -> int | None:
+        """Return the process id of the projection process while one runs, else None."""
+        return self._projector.pid if self._projector is not None else None
+
+    @property
     def database_url_display(self) -> str:
         """Return the database URL with any password masked, for logs and summaries."""
         return make_url(self.database_url).render_as_string(hide_password=True)
 
     def close(self) -> None:
-        """Flush what is buffered, then release the journal and the database."""
+        """Flush what is buffered, then release the journal and the database.
+
+        With a projection process, first wait (at most `projection_timeout_s`)
+        until it has projected everything and exited; raise ProjectionError if
+        it failed or died.
+        """
         try:
-            if self._journal is not None and self._projection is not None:
+            if self._journal is not None and (self._projection is not None or self._projector is not None):
                 self.flush()
-                if self._unprojected or self._projection_behind:
+                if self._unprojected or self._unsent or self._projection_behind:
                     self.project_pending()
         finally:
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
-            if self._projection is not None:
-                self._projection.close()
-                self._projection = None
-            self._is_open = False
+            projector, self._projector = self._projector, None
+            try:
+                if projector is not None:
+                    projector.finish()
+            finally:
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
+                if self._projection is not None:
+                    self._projection.close()
+                    self._projection = None
+                self._is_open = False
+
+    def wait_projected(self) -> int:
+        """Flush, then wait until the database holds everything journaled; return its last seq.
+
+        Raises ProjectionError if the projection process failed or did not answer
+        within `projection_timeout_s`.
+        """
+        self.flush()
+        if self._unprojected or self._unsent or self._projection_behind:
+            self.project_pending()
+        if self._projector is not None:
+            return self._projector.sync()
+        return self._require_projection().last_seq()
 
     # --- writing -----------------------------------------------------------------------
 
@@ -139,34 +204,60 @@ class EventStore:
 
         With `projection_lag_s` > 0 the projection may trail the journal by up
         to that long (see the constructor); `project_pending` or `close` settle it.
+        With a projection process, "project" means hand the journaled bytes to
+        it; its failures do not raise here but in `wait_projected` or `close`.
         """
         if not self._buffer:
             # A backtest calls this once per simulated minute, mostly with nothing to write: stay cheap.
-            if self._journal is None or self._projection is None:
+            if self._journal is None:
                 self._require_open()
             return
-        journal, _ = self._require_open()
+        journal = self._require_open()
         # A batch the journal refuses (a NaN, say) would be refused forever: drop it and say so.
         batch, self._buffer = self._buffer, []
         try:
-            journal.append(batch)
+            written = journal.append(batch)
         except JournalError:
             # A failed write may still have landed some lines: trust the journal for what it holds.
             self._accepted_seq = journal.last_seq
             self._projection_behind = True
             raise
-        self._unprojected.extend(batch)
+        if self._projector is not None:
+            # The child gets the bytes just written (and flushed): nothing is encoded twice.
+            self._unsent.extend(written)
+            self._unsent_records += len(batch)
+            pending = self._unsent_records
+        else:
+            self._unprojected.extend(batch)
+            pending = len(self._unprojected)
         now = time.monotonic()
         if (
             self._projection_behind
             or now - self._last_projected_at >= self.projection_lag_s
-            or len(self._unprojected) >= REBUILD_BATCH
+            or pending >= REBUILD_BATCH
         ):
             self.project_pending()
+        elif self._projector is not None and self._projector.backlog:
+            # What the pipe had no room for goes as the child makes room, not all at close.
+            self._projector.pump()
 
     def project_pending(self) -> None:
-        """Project every journaled record the database still lacks; a failure is logged and re-raised."""
-        _, projection = self._require_open()
+        """Project every journaled record the database still lacks; a failure is logged and re-raised.
+
+        With a projection process: send it those records, without waiting for it.
+        """
+        journal = self._require_open()
+        if self._projector is not None:
+            chunks, self._unsent, self._unsent_records = self._unsent, [], 0
+            if self._projection_behind:
+                # Lines of a failed write may be in the journal and not in `chunks`: the child reads them there.
+                self._projector.catch_up(journal.last_seq)
+                self._projection_behind = False
+            else:
+                self._projector.send(chunks)
+            self._last_projected_at = time.monotonic()
+            return
+        projection = self._require_projection()
         pending, self._unprojected = self._unprojected, []
         try:
             if self._projection_behind:
@@ -198,6 +289,9 @@ class EventStore:
         """
         if self._journal is None:
             self._open_journal()
+        if self._projector is not None:
+            # Let the child settle first: from here on it projects only seqs past what the rebuild covers.
+            self.wait_projected()
         projection = self._open_projection()
         if self._buffer:
             self.flush()
@@ -209,13 +303,18 @@ class EventStore:
 
     @property
     def projection(self) -> Projection:
-        """Return the projection (opening the database if needed) for read queries."""
+        """Return the projection (opening the database if needed) for read queries.
+
+        With a projection process running, this first waits until it has projected everything journaled.
+        """
+        if self._projector is not None:
+            self.wait_projected()
         return self._open_projection()
 
     def heartbeat(self, wall_ms: int, pid: int, detail: str = "") -> None:
         """Tell readers (the control room) the daemon is alive and how far it has journaled."""
-        _, projection = self._require_open()
-        projection.beat("daemon", wall_ms, pid, self.last_seq, detail)
+        self._require_open()
+        self._open_projection().beat("daemon", wall_ms, pid, self.last_seq, detail)
 
     # --- the commands inbox ------------------------------------------------------------
     # These need only the database, not the journal: an operator's CLI or the dashboard
@@ -244,27 +343,21 @@ class EventStore:
 
     def _open_projection(self) -> Projection:
         if self._projection is None:
+            if self._projector is not None:
+                # The child creates the tables: a second create_all racing it could fail on "already exists".
+                self._projector.sync()
             self._projection = Projection(self.database_url)
         return self._projection
 
-    def _require_open(self) -> tuple[Journal, Projection]:
-        if self._journal is None or self._projection is None:
+    def _require_open(self) -> Journal:
+        if self._journal is None or (self._projection is None and self._projector is None):
             raise JournalError("the event store is not open: call open() first")
-        return self._journal, self._projection
+        return self._journal
+
+    def _require_projection(self) -> Projection:
+        if self._projection is None:
+            raise JournalError("the event store is not open: call open() first")
+        return self._projection
 
     def _catch_up(self) -> int:
-        journal, projection = self._require_open()
-        count = 0
-        batch: list[dict[str, Any]] = []
-        for record in journal.read(after_seq=projection.last_seq()):
-            batch.append(record)
-            if len(batch) >= REBUILD_BATCH:
-                projection.project(batch)
-                count += len(batch)
-                batch = []
-        if batch:
-            projection.project(batch)
-            count += len(batch)
-        if count:
-            _log.info("projection_caught_up", records=count, last_seq=projection.last_seq())
-        return count
+        return project_journal(self._require_open(), self._require_projection())

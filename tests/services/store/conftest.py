@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,12 +16,15 @@ from tests.services.store.store_samples import sample_event
 
 @pytest.fixture
 def make_store(tmp_path: Path) -> Iterator[Callable[..., EventStore]]:
-    """Build EventStores on tmp_path (relative paths, as in the shipped config); close them all afterwards."""
+    """Build EventStores on tmp_path (relative paths, as in the shipped config); close them all afterwards.
+
+    Keyword options (projection_process=True, say) go to the EventStore.
+    """
     stores: list[EventStore] = []
 
-    def build(database: str = "desk.db", journal: str = "journal") -> EventStore:
+    def build(database: str = "desk.db", journal: str = "journal", **options: Any) -> EventStore:
         config = StoreConfig(journal_dir=journal, database_url=f"sqlite:///{database}")
-        store = EventStore(config, tmp_path)
+        store = EventStore(config, tmp_path, **options)
         stores.append(store)
         return store
 
