@@ -128,7 +128,6 @@ def run_backtest(
     wall = WallClock()
     started = time.perf_counter()
     store = EventStore(config.store, out_dir, projection_lag_s=PROJECTION_LAG_S, projection_process=projection_process)
-    store.open()
     recorder = RunRecorder()
     bus = EventBus(wall, store)
     broker = PaperBroker(feed.markets(), config.portfolio.fees, config.settings.quote_currency)
@@ -149,6 +148,8 @@ def run_backtest(
 
     minutes = 0
     path = "not started"
+    # Opened last, just before the try that closes it: an open store may hold a projection process.
+    store.open()
     try:
         first = feed.next_candles()
         if first is None:
@@ -183,8 +184,10 @@ def run_backtest(
             assert batch is not None
             for candle in batch:
                 core.remember(candle)
-            if not isinstance(driver, FastForward):  # fast-forward's tapes have seen the warm-up already
-                for worker in core.workers:
+            for worker in core.workers:
+                # Fast-forward's tapes have seen the warm-up already; workers it never asks still warm
+                # up here, so a strategy that faults while warming is journaled the same either way.
+                if not isinstance(driver, FastForward) or not worker.evaluates:
                     error = worker.seed([c for c in batch if c.symbol == worker.symbol])
                     if error is not None:
                         bus.publish(worker.fault(error, batch[0].ts + MINUTE_MS))

@@ -231,12 +231,14 @@ class TradingCore:
         """Take each symbol's last candle of minutes a backtest skipped as quiet, as `on_candles` would have.
 
         Prices, and the last candle each symbol's gap check compares with. `recent`
-        then holds only the candles the core saw; a backtest never re-warms a worker from it.
+        then skips the quiet minutes' other candles: a backtest never re-warms a worker from it.
         """
         for candle in candles:
             history = self.recent.get(candle.symbol)
             if history is None:
                 history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
+            elif history[-1].ts >= candle.ts:
+                continue  # seen already
             history.append(candle)
             self.broker.observe(candle)
             if self.last_candle_ts is None or candle.ts > self.last_candle_ts:

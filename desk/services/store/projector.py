@@ -51,10 +51,12 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, BinaryIO
 
 import orjson
@@ -151,7 +153,8 @@ class ProjectorProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_IMPORT_ROOT, env.get("PYTHONPATH", "")) if p)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", _MODULE, str(to_child_r), str(from_child_w)],
+                # -P: no cwd at the head of sys.path, so a `desk` folder where we were started cannot shadow ours.
+                [sys.executable, "-P", "-m", _MODULE, str(to_child_r), str(from_child_w)],
                 pass_fds=(to_child_r, from_child_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # it has nothing to print; its logs go to stderr like ours
@@ -274,24 +277,27 @@ class ProjectorProcess:
         outbox = self._outbox
         while self._outbox_bytes and self._failure is None and self._to_child is not None:
             views = list(itertools.islice(outbox, _IOV_BATCH))
-            try:
-                written = os.writev(self._to_child, views)
-            except BlockingIOError:
-                written = 0
-            except OSError as exc:  # EPIPE: the child is gone
-                _log.debug("projection_process_pipe_broken", error=repr(exc))
-                self._fail()
-                break
-            full = written < sum(len(view) for view in views)
-            self._outbox_bytes -= written
-            while written:
-                view = outbox[0]
-                if written >= len(view):
-                    written -= len(view)
-                    outbox.popleft()
-                else:
-                    outbox[0] = view[written:]
+            # A Ctrl+C raised between the write and the bookkeeping would make close() send those bytes
+            # again and splice the stream: the interrupt waits until the backlog says what was written.
+            with _interrupts_deferred():
+                try:
+                    written = os.writev(self._to_child, views)
+                except BlockingIOError:
                     written = 0
+                except OSError as exc:  # EPIPE: the child is gone
+                    _log.debug("projection_process_pipe_broken", error=repr(exc))
+                    self._fail()
+                    break
+                full = written < sum(len(view) for view in views)
+                self._outbox_bytes -= written
+                while written:
+                    view = outbox[0]
+                    if written >= len(view):
+                        written -= len(view)
+                        outbox.popleft()
+                    else:
+                        outbox[0] = view[written:]
+                        written = 0
             if not full:
                 continue
             if self._outbox_bytes <= down_to:
@@ -319,10 +325,13 @@ class ProjectorProcess:
             self._fail()  # it closed its end: it died, and its exit status says how
             return None
         report: dict[str, Any] = orjson.loads(body)
-        if report.get(key) != expected:
-            self._fail(str(report.get("failed", f"it answered {report!r} out of turn")))
-            return None
-        return report
+        if report.get(key) == expected:
+            return report
+        if "synced" in report and (key != "synced" or report["synced"] < expected):  # type: ignore[operator]
+            # The answer to an earlier sync whose wait was interrupted (a Ctrl+C): read on.
+            return self._report(key, expected, deadline)
+        self._fail(str(report.get("failed", f"it answered {report!r} out of turn")))
+        return None
 
     def _fail(self, detail: str = "") -> None:
         """Record (and log) the first failure: the child's own report if it left one, else `detail` or its exit."""
@@ -363,6 +372,30 @@ class ProjectorProcess:
 
 
 # --- framing -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl+C back while the block runs and deliver it right after, as the handler in force would.
+
+    Python runs signal handlers in the main thread between bytecodes, so swapping
+    in one that only takes note works whatever other threads exist (blocking the
+    signal would not: the kernel hands it to any thread that does not block it).
+    Elsewhere than the main thread no handler runs, and there is nothing to defer.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, FrameType | None]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
+        elif caught and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _ready(fd: int, event: int, deadline: float) -> bool:
