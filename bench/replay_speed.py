@@ -73,7 +73,7 @@ class BenchFeed(ReplayFeed):
         }
 
 
-def desk_config() -> object:
+def desk_config(fast: int = 10, slow: int = 30) -> object:
     data = config_data_for_tests()
     data["settings"]["starting_cash"] = CASH
     data["feed"].update({"symbols": [SYMBOL], "seed_candles": 0})
@@ -100,22 +100,26 @@ def desk_config() -> object:
         "max_volume_fraction": 1.0,
         "fill_at": "next_open",
     }
-    data["workers"] = [{"name": "sma", "symbol": SYMBOL, "strategy": "sma_cross", "params": {"fast": 10, "slow": 30}}]
+    data["workers"] = [
+        {"name": "sma", "symbol": SYMBOL, "strategy": "sma_cross", "params": {"fast": fast, "slow": slow}}
+    ]
     return parse_config(data)
 
 
-def run_desk(frame: pd.DataFrame, folder: Path, *, fast_forward: bool = True) -> tuple[float, int, float, float, str]:
+def run_desk(
+    frame: pd.DataFrame, folder: Path, *, fast_forward: bool = True, periods: tuple[int, int] = (10, 30)
+) -> tuple[float, int, float, float, str]:
     path = folder / "gbm.parquet"
     frame.to_parquet(path, index=False)
     loaded = time.perf_counter()
     source = ReplaySource(path, SYMBOL, layout="generic")
     feed = BenchFeed([source])
     load_s = time.perf_counter() - loaded
-    result = run_backtest(desk_config(), feed, [source], folder / "out", fast_forward=fast_forward)
+    result = run_backtest(desk_config(*periods), feed, [source], folder / "out", fast_forward=fast_forward)
     return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s, result.path
 
 
-def run_backtesting_py(frame: pd.DataFrame) -> tuple[float, int, float]:
+def run_backtesting_py(frame: pd.DataFrame, periods: tuple[int, int] = (10, 30)) -> tuple[float, int, float]:
     from backtesting import Strategy
     from backtesting.lib import FractionalBacktest, crossover
 
@@ -124,8 +128,8 @@ def run_backtesting_py(frame: pd.DataFrame) -> tuple[float, int, float]:
 
     class SmaCross(Strategy):
         def init(self) -> None:
-            self.fast = self.I(sma, self.data.Close, 10)
-            self.slow = self.I(sma, self.data.Close, 30)
+            self.fast = self.I(sma, self.data.Close, periods[0])
+            self.slow = self.I(sma, self.data.Close, periods[1])
 
         def next(self) -> None:
             if crossover(self.fast, self.slow):
@@ -149,9 +153,18 @@ def main() -> None:
     parser.add_argument("--bars", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--every-minute", action="store_true", help="step the desk through every minute")
+    parser.add_argument(
+        "--periods",
+        type=int,
+        nargs=2,
+        default=(10, 30),
+        metavar=("FAST", "SLOW"),
+        help="the SMA periods (longer ones trade less often: how the ratio depends on trade density)",
+    )
     args = parser.parse_args()
     configure_logging("WARNING")
-    print(f"Python {platform.python_version()} on {platform.machine()}; sma_cross(10, 30), fee {FEE:.2%} per side")
+    periods = (args.periods[0], args.periods[1])
+    print(f"Python {platform.python_version()} on {platform.machine()}; sma_cross{periods}, fee {FEE:.2%} per side")
     header = (
         f"{'bars':>9} {'desk bars/s':>12} {'bt.py bars/s':>13} {'ratio':>6} {'desk trades':>12} {'bt.py trades':>13}"
     )
@@ -160,9 +173,9 @@ def main() -> None:
         frame = gbm_candles(bars, args.seed)
         with tempfile.TemporaryDirectory() as folder:
             desk_s, desk_trades, desk_equity, load_s, path = run_desk(
-                frame, Path(folder), fast_forward=not args.every_minute
+                frame, Path(folder), fast_forward=not args.every_minute, periods=periods
             )
-        bt_s, bt_trades, bt_equity = run_backtesting_py(frame)
+        bt_s, bt_trades, bt_equity = run_backtesting_py(frame, periods)
         desk_rate, bt_rate = bars / desk_s, bars / bt_s
         print(
             f"{bars:>9} {desk_rate:>12,.0f} {bt_rate:>13,.0f} {desk_rate / bt_rate:>6.2f} {desk_trades:>12}"
