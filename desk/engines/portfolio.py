@@ -128,8 +128,17 @@ class Portfolio:
                     reason = f"a budget of {budget:.8g} USD for {request.symbol} is below the minimum cost"
                     results.append(Sized(request, 0.0, "min_size", reason))
                     continue
-                available -= budget
                 estimate = market.floor_amount(budget / (request.price * (1.0 + taker_fee)))
+                if estimate < market.min_amount:
+                    # As a fixed size is judged: at the signal price. Sent anyway, it would only be
+                    # cancelled at the fill, after promising the cash to nothing.
+                    reason = (
+                        f"a budget of {budget:.8g} USD buys {estimate:g} {request.symbol}, "
+                        f"below the minimum amount {market.min_amount:g}"
+                    )
+                    results.append(Sized(request, 0.0, "min_size", reason))
+                    continue
+                available -= budget
                 results.append(Sized(request, estimate, quote_budget=budget))
                 continue
             qty = market.floor_amount(min(raw_qty, cap_notional / request.price, cash_notional / request.price))

@@ -63,3 +63,11 @@ def test_size_when_a_pct_equity_budget_pays_less_than_the_minimum_cost_after_fee
     eth = SizingRequest("w1", "ETH/USD", 1.0, 3_000.0, 2_900.0, 50.0, 1.0)
     (sized,) = Portfolio(config).size([eth], equity=5.01, cash=5.01, markets={"ETH/USD": market}, taker_fee=0.0026)
     assert sized.denial_rule == "min_size" and sized.quote_budget is None
+
+
+def test_size_when_a_pct_equity_budget_buys_less_than_the_minimum_amount_then_denied_before_any_order() -> None:
+    config = PortfolioConfig(sizing="pct_equity", pct_equity=1.0, max_allocation_per_worker=1.0, cash_buffer=0.0)
+    # 3 USD buys 0.00005984 BTC at 50,000 with the fee: above the 0.5 USD minimum cost, below 0.0001 BTC.
+    (sized,) = size(Portfolio(config), [request()], cash=3.0, equity=3.0)
+    assert sized.denial_rule == "min_size" and sized.quote_budget is None
+    assert "below the minimum amount 0.0001" in sized.denial_reason
