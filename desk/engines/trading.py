@@ -210,11 +210,15 @@ class TradingCore:
                 results.append((worker, error))
         return results
 
-    def remember(self, candle: Candle) -> None:
-        history = self.recent.get(candle.symbol)
+    def _history(self, symbol: str) -> deque[Candle]:
+        history = self.recent.get(symbol)
         if history is None:
-            history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
-        elif candle.ts - history[-1].ts > MINUTE_MS:
+            history = self.recent[symbol] = deque(maxlen=self.config.settings.lookback)
+        return history
+
+    def remember(self, candle: Candle) -> None:
+        history = self._history(candle.symbol)
+        if history and candle.ts - history[-1].ts > MINUTE_MS:
             # The feed skipped minutes for this symbol: say so, so nobody reads the hole as a flat market.
             missing = (candle.ts - history[-1].ts) // MINUTE_MS - 1
             gap = FeedGap(
@@ -234,24 +238,24 @@ class TradingCore:
         then skips the quiet minutes' other candles: a backtest never re-warms a worker from it.
         """
         for candle in candles:
-            history = self.recent.get(candle.symbol)
-            if history is None:
-                history = self.recent[candle.symbol] = deque(maxlen=self.config.settings.lookback)
-            elif history[-1].ts >= candle.ts:
+            history = self._history(candle.symbol)
+            if history and history[-1].ts >= candle.ts:
                 continue  # seen already
             history.append(candle)
-            self.broker.observe(candle)
-            if self.last_candle_ts is None or candle.ts > self.last_candle_ts:
-                self.last_candle_ts = candle.ts
+            self._take_price(candle)
+
+    def _take_price(self, candle: Candle) -> None:
+        """A candle not journaled (a backtest's) still moves the broker's last price and the core's clock."""
+        self.broker.observe(candle)
+        if self.last_candle_ts is None or candle.ts > self.last_candle_ts:
+            self.last_candle_ts = candle.ts
 
     def on_candles(self, candles: Sequence[Candle]) -> None:
         """Journal the candles, then let resting protective orders meet them."""
         for candle in candles:
             self.remember(candle)
             if not self.journal_market_data:
-                self.broker.observe(candle)
-                if self.last_candle_ts is None or candle.ts > self.last_candle_ts:
-                    self.last_candle_ts = candle.ts
+                self._take_price(candle)
                 self._record_outcomes(self.execution.on_candle(candle))
                 continue
             self.bus.publish(
