@@ -11,7 +11,10 @@ default), then on the same data and in the same run:
   `.venv/bin/python -m pip install -r bench/requirements.txt`).
 
 Prints bars/s for both, the ratio, both closed-trade counts and both final
-equities. Both exclude loading the data. The instrument has no exchange minimum
+equities. Both exclude loading the data. Under each size it prints the journal
+floor: the time it takes only to construct, stamp, encode and write the events
+the desk's run journaled, with no engine deciding anything, as a share of the
+time the 2x target allows (half of backtesting.py's time). The instrument has no exchange minimum
 beyond one satoshi (1e-8), the unit FractionalBacktest trades in, and the
 account starts with a billion so fees never wear it down to dust-sized orders.
 
@@ -21,6 +24,8 @@ account starts with a billion so fees never wear it down to dust-sized orders.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import platform
 import sys
 import tempfile
@@ -36,9 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 from desk.backtest import run_backtest  # noqa: E402
 from desk.config import parse_config  # noqa: E402
+from desk.core.events import event_from_record, event_to_record, stamp  # noqa: E402
 from desk.core.types import Market  # noqa: E402
 from desk.services.feed.replay import ReplayFeed, ReplaySource  # noqa: E402
 from desk.services.logging import configure_logging  # noqa: E402
+from desk.services.store.encoding import encode_json_bytes  # noqa: E402
+from desk.services.store.journal import Journal  # noqa: E402
 from tests.conftest import config_data_for_tests  # noqa: E402
 
 SYMBOL = "GBM/USD"
@@ -106,9 +114,38 @@ def desk_config(fast: int = 10, slow: int = 30) -> object:
     return parse_config(data)
 
 
+def journal_floor(journal_dir: Path, scratch: Path) -> tuple[float, int]:
+    """Return the best of three timings of producing this journal with no engine at all, and its event count.
+
+    Each journaled event is rebuilt from its fields beforehand; the timed part is
+    only what the event grammar (frozen dataclasses, one JSON line each) asks of
+    every event, whatever the engines do: construct the event, stamp its
+    envelope, turn it into a record, encode it, and write the lines to a file.
+    No strategy, risk, sizing, matching, state or SQLite.
+    """
+    envelope = {"seq", "id", "ts_init"}
+    fields = [
+        (type(event), {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in envelope})
+        for event in map(event_from_record, Journal(journal_dir).read())
+    ]
+    best = math.inf
+    for _ in range(3):
+        with (scratch / "floor.jsonl").open("wb") as sink:
+            started = time.perf_counter()
+            lines = []
+            for seq, (kind, values) in enumerate(fields, start=1):
+                event = kind(**values)
+                stamp(event, seq, 0)
+                lines.append(encode_json_bytes(event_to_record(event)))
+            lines.append(b"")
+            sink.write(b"\n".join(lines))
+            best = min(best, time.perf_counter() - started)
+    return best, len(fields)
+
+
 def run_desk(
     frame: pd.DataFrame, folder: Path, *, fast_forward: bool = True, periods: tuple[int, int] = (10, 30)
-) -> tuple[float, int, float, float, str]:
+) -> tuple[float, int, float, float, str, tuple[float, int]]:
     path = folder / "gbm.parquet"
     frame.to_parquet(path, index=False)
     loaded = time.perf_counter()
@@ -116,7 +153,8 @@ def run_desk(
     feed = BenchFeed([source])
     load_s = time.perf_counter() - loaded
     result = run_backtest(desk_config(*periods), feed, [source], folder / "out", fast_forward=fast_forward)
-    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s, result.path
+    floor = journal_floor(folder / "out" / "journal", folder)
+    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s, result.path, floor
 
 
 def run_backtesting_py(frame: pd.DataFrame, periods: tuple[int, int] = (10, 30)) -> tuple[float, int, float]:
@@ -172,7 +210,7 @@ def main() -> None:
     for bars in args.bars:
         frame = gbm_candles(bars, args.seed)
         with tempfile.TemporaryDirectory() as folder:
-            desk_s, desk_trades, desk_equity, load_s, path = run_desk(
+            desk_s, desk_trades, desk_equity, load_s, path, (floor_s, events) = run_desk(
                 frame, Path(folder), fast_forward=not args.every_minute, periods=periods
             )
         bt_s, bt_trades, bt_equity = run_backtesting_py(frame, periods)
@@ -182,6 +220,11 @@ def main() -> None:
             f" {bt_trades:>13} {desk_equity:>14.6g} {bt_equity:>14.6g} {load_s:>12.2f}"
         )
         print(f"{'':>9} desk path: {path}")
+        budget_s = bt_s / 2.0
+        print(
+            f"{'':>9} journal floor: {floor_s:.3f} s for {events:,} events ({floor_s / events * 1e6:.1f} µs each)"
+            f" = {floor_s / budget_s:.0%} of the {budget_s:.3f} s the 2x target allows"
+        )
     print("desk = the full engine path with journal and SQLite projection; both exclude loading the data.")
 
 
