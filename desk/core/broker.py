@@ -5,6 +5,7 @@ The paper broker satisfies it; an exchange broker will too.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from desk.core.events import Event
@@ -40,6 +41,14 @@ class Broker(Protocol):
     def amend_stop(self, order_id: str, stop_price: float, now_ms: int) -> list[Event]: ...
 
     def on_candle(self, candle: Candle) -> list[Event]: ...
+
+    def match_from_open(self, candle: Candle, order_ids: Collection[str]) -> list[Event]:
+        """Match orders placed at `candle`'s open (an entry's protection) against the rest of that candle.
+
+        A simulated broker fills them as on_candle would; an exchange matches
+        orders itself and returns [].
+        """
+        ...
 
     def observe(self, candle: Candle) -> None: ...
 

@@ -34,6 +34,8 @@ from desk.core.events import (
 from desk.core.types import MINUTE_MS, Candle, OrderPurpose, OrderRequest, OrderType, Side
 from desk.engines.bus import Publisher
 
+_PROTECTIVE_PURPOSES = frozenset({OrderPurpose.STOP_LOSS.value, OrderPurpose.TAKE_PROFIT.value})
+
 EXIT_REASONS = {
     OrderPurpose.STOP_LOSS.value: "stop_loss",
     OrderPurpose.TAKE_PROFIT.value: "take_profit",
@@ -274,8 +276,20 @@ class ExecutionEngine:
     # --- exits -----------------------------------------------------------------------------------
 
     def on_candle(self, candle: Candle) -> list[Event]:
-        """Match resting orders against the candle, book entries and exits, then trail stops."""
+        """Match resting orders against the candle, book entries and exits, then trail stops.
+
+        An entry that fills here fills at the candle's open and is protected from
+        that moment: its new stop and take-profit are matched against the rest of
+        this same candle before anything else happens.
+        """
         published = self._publish_and_book(self._broker.on_candle(candle))
+        placed_at_open = [
+            event.order_id
+            for event in published
+            if type(event) is OrderSubmitted and event.purpose in _PROTECTIVE_PURPOSES
+        ]
+        if placed_at_open:
+            published += self._publish_and_book(self._broker.match_from_open(candle, placed_at_open))
         for position in list(self.positions.values()):
             if position.trailing_stop_pct and position.symbol == candle.symbol:
                 published += self._trail(position, candle)

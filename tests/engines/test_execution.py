@@ -199,3 +199,57 @@ def test_enter_when_the_next_open_gaps_past_the_cash_then_the_partial_fill_still
     assert desk.broker.holding(MARKET.symbol) == position.qty
     assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["stop_loss", "take_profit"]
     assert desk.execution.pending_entries == {}
+
+
+def test_exit_when_the_entry_candle_falls_through_the_stop_then_the_stop_fills_in_that_candle(
+    next_open_desk: Desk,
+) -> None:
+    desk = next_open_desk
+    desk.enter(stop=95.0, take=110.0)
+    # Fills at the open, 101; the low of the same candle, 93, came after that fill: the stop at 95 is hit.
+    desk.candle(101, 102, 93, 96)
+    closed = desk.closed()
+    assert (closed.exit_reason, closed.exit_price, closed.entry_price) == ("stop_loss", 95.0, 101.0)
+    assert closed.ts_event == desk.minute * 60_000  # the close of the entry candle, not a later one
+    assert desk.broker.open_orders == () and desk.broker.holding(MARKET.symbol) == 0.0
+    assert desk.execution.positions == {}
+
+
+def test_exit_when_the_entry_candle_reaches_the_target_then_the_take_profit_fills_in_that_candle(
+    next_open_desk: Desk,
+) -> None:
+    desk = next_open_desk
+    desk.enter(stop=95.0, take=110.0)
+    desk.candle(101, 112, 100, 111)
+    closed = desk.closed()
+    assert (closed.exit_reason, closed.exit_price) == ("take_profit", 110.0)
+    assert desk.broker.open_orders == ()
+
+
+def test_exit_when_the_entry_candle_touches_stop_and_target_then_the_stop_wins(next_open_desk: Desk) -> None:
+    desk = next_open_desk
+    desk.enter(stop=95.0, take=110.0)
+    desk.candle(101, 112, 94, 100)
+    assert (desk.closed().exit_reason, desk.closed().exit_price) == ("stop_loss", 95.0)
+
+
+def test_exit_when_the_entry_opens_below_its_planned_stop_then_the_stop_sells_at_that_open(
+    next_open_desk: Desk,
+) -> None:
+    desk = next_open_desk
+    desk.enter(stop=95.0, take=110.0)
+    # The open gaps to 94, under the stop planned at the signal: protection triggers at once, at the open.
+    desk.candle(94, 96, 93, 95.5)
+    closed = desk.closed()
+    assert (closed.exit_reason, closed.entry_price, closed.exit_price) == ("stop_loss", 94.0, 94.0)
+    assert closed.net_pnl == pytest.approx(-closed.fees)  # in and out at one price: only the fees are lost
+
+
+def test_enter_when_the_entry_candle_stays_inside_the_protection_then_the_position_stays_open(
+    next_open_desk: Desk,
+) -> None:
+    desk = next_open_desk
+    desk.enter(stop=95.0, take=110.0)
+    desk.candle(101, 109.99, 95.01, 105)
+    assert desk.execution.positions["w1"].qty == 10.0
+    assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["stop_loss", "take_profit"]

@@ -531,3 +531,30 @@ def test_free_cash_when_a_budget_buy_is_resting_then_its_budget_is_not_free() ->
     desk.candle(0, 50_000, 50_000, 50_000, 50_000)
     desk.submit(budget_buy("b1", 6_000.0), minute(1))
     assert (desk.broker.cash, desk.broker.free_cash) == (10_000.0, 4_000.0)
+
+
+def test_match_from_open_when_orders_were_placed_at_the_candles_open_then_the_same_candle_fills_them() -> None:
+    desk = long_position()
+    protect(desk, stop=49_000, take_profit=51_000)  # placed at minute(1), the open of candle 1
+    bar = Candle(BTC, minute(1), 50_000, 50_200, 48_500, 49_500, 100.0)
+    assert desk.publish(desk.broker.on_candle(bar)) != []  # on_candle takes them: placed before it closed
+
+    desk = long_position()
+    protect(desk, stop=49_000, take_profit=51_000)
+    events = desk.publish(desk.broker.match_from_open(bar, ["sl", "tp"]))
+
+    # The same decisions on_candle makes: the stop at 49_000 less 3 bps slippage, the take-profit cancelled.
+    assert [(type(e), e.order_id) for e in events] == [(OrderFilled, "sl"), (OrderCancelled, "tp")]
+    assert events[0].price == pytest.approx(48_985.3) and events[0].ts_event == minute(2)
+    assert desk.broker.holding(BTC) == 0.0 and desk.broker.open_orders == ()
+
+
+def test_match_from_open_when_an_order_is_closed_or_on_another_symbol_then_it_is_left_alone() -> None:
+    desk = long_position()
+    protect(desk, stop=49_000, take_profit=51_000)
+    desk.publish(desk.broker.cancel("sl", "operator", minute(1)))
+    eth_bar = Candle(ETH, minute(1), 3_000, 3_100, 2_000, 2_500, 100.0)
+    assert desk.broker.match_from_open(eth_bar, ["tp", "sl", "unknown"]) == []
+    untouched = Candle(BTC, minute(1), 50_000, 50_900, 48_500, 50_500, 100.0)
+    assert desk.broker.match_from_open(untouched, ["sl", "unknown"]) == []  # the stop is gone; nothing else asked
+    assert [o.order_id for o in desk.broker.open_orders] == ["tp"]

@@ -11,6 +11,7 @@ share of the bar's volume, and buys never spend cash the account does not have.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import ClassVar, TypedDict
 
@@ -171,6 +172,24 @@ class PaperBroker:
             return []  # most candles of a replay meet no resting order at all
         ts = candle.ts + MINUTE_MS
         live = [o for o in self._orders.values() if o.symbol == candle.symbol and o.submitted_ms < ts]
+        return self._match(candle, market, live, ts)
+
+    def match_from_open(self, candle: Candle, order_ids: Collection[str]) -> list[Event]:
+        """Match orders placed at `candle`'s open against the rest of it: fills and OCO cancels.
+
+        The execution engine places a position's stop and take-profit when its
+        entry fills at a candle's open. The open is the candle's first trade, so
+        its whole range came after them: a low through the stop is a stop-out in
+        that same candle, not at the next one. Orders already closed are skipped.
+        """
+        market = self._markets.get(candle.symbol)
+        live = [order for order_id in order_ids if (order := self._orders.get(order_id)) is not None]
+        if market is None or not live:
+            return []
+        return self._match(candle, market, [o for o in live if o.symbol == candle.symbol], candle.ts + MINUTE_MS)
+
+    def _match(self, candle: Candle, market: Market, live: list[OpenOrder], ts: int) -> list[Event]:
+        """Fill the `live` orders the candle reaches, in matching order; `ts` stamps what happens."""
         # Market orders sent at the last close trade at this open, before anything else can happen.
         # The path inside a bar is unknown; when a stop and a take-profit are both touched, assume
         # the stop came first. sorted() is stable, so submission order holds within each kind.
