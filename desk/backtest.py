@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +26,8 @@ from desk.core.events import (
     EquitySeries,
     Event,
     PositionClosed,
+    PositionOpened,
+    PositionReduced,
     RuntimeStarted,
     RuntimeStopped,
 )
@@ -50,17 +52,37 @@ class BacktestError(DeskError):
     """A backtest cannot start: its output folder is not usable."""
 
 
+@dataclass(frozen=True, slots=True)
+class OpenTrade:
+    """A position not closed (yet): when it was entered, and the fees paid on it so far."""
+
+    worker: str
+    entry_ts: int
+    fees: float
+
+
 @dataclass(slots=True)
 class RunRecorder:
-    """Keeps what the report needs as the run goes, so it never has to re-read the journal."""
+    """Keeps what the report needs as the run goes, so it never has to re-read the journal.
+
+    `open_trades` holds the positions still open, by position id; at the end of
+    a run they are the ones the data ran out on, whose fees and time in the
+    market the report counts too.
+    """
 
     equity_ts: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
     exposed: list[bool] = field(default_factory=list)
     trades: list[PositionClosed] = field(default_factory=list)
-    fees: float = 0.0
+    open_trades: dict[str, OpenTrade] = field(default_factory=dict)
 
-    APPLIES: ClassVar[tuple[type[Event], ...]] = (EquitySampled, EquitySeries, PositionClosed)
+    APPLIES: ClassVar[tuple[type[Event], ...]] = (
+        EquitySampled,
+        EquitySeries,
+        PositionOpened,
+        PositionReduced,
+        PositionClosed,
+    )
 
     def apply(self, event: Event) -> None:
         if isinstance(event, EquitySampled):
@@ -71,7 +93,14 @@ class RunRecorder:
             self.equity_ts.extend(range(event.start_ts, event.ts_event + 1, event.step_ms))
             self.equity.extend(event.equity)
             self.exposed.extend(count > 0 for count in event.open_positions)
+        elif isinstance(event, PositionOpened):
+            self.open_trades[event.position_id] = OpenTrade(event.worker, event.ts_event, event.entry_fee)
+        elif isinstance(event, PositionReduced):
+            held = self.open_trades.get(event.position_id)
+            if held is not None:
+                self.open_trades[event.position_id] = replace(held, fees=held.fees + event.fee)
         elif isinstance(event, PositionClosed):
+            self.open_trades.pop(event.position_id, None)
             self.trades.append(event)
 
 

@@ -19,23 +19,33 @@ arrays; nothing here runs per candle). Conventions:
   **Sortino** = mean / downside deviation, where the downside deviation is
   sqrt(mean(min(r, 0)^2)) over *all* periods, not only the losing ones.
 * **CAGR** = (end / start) ^ (365 days / span) - 1, the span running from the
-  curve's first point to its last sample.
+  curve's first point to its last sample. Runs shorter than a day have none
+  (None): compounding minutes into a year turns +0.1 % in three minutes into
+  10^76 x and -0.1 % into -100 %, which says nothing; their total return does.
 * **Max drawdown** is the largest fall from a running peak, as a positive
   fraction (0.10 = 10 %); its **duration** is the longest time spent below a
-  previous peak, from that peak to the first point back at or above it (or to
-  the end of the run if it never recovers).
+  previous peak, from the last moment at that peak to the first point back at
+  or above it (or to the end of the run if it never recovers). Curves are held
+  flat between points (as for returns), so the last moment at the peak is the
+  start of the minute whose close first fell below it: a data gap, or a
+  sub-ledger's quiet weeks between two exits, is not time under water.
 * **Trade statistics** use each closed trade's net PnL (after all its fees):
   win rate = share of trades with net PnL > 0, expectancy = mean net PnL in the
-  quote currency, profit factor = gross win / gross loss. `net_pnl` and `fees`
-  are sums over closed trades; positions still open at the end are only in
-  `end_equity` (marked to market).
+  quote currency, profit factor = gross win / gross loss. `net_pnl` is the sum
+  over closed trades; a position still open at the end is in `end_equity`
+  (marked to market). `fees` is every fee paid: closed trades' and those
+  already paid on positions still open at the end (their entry, any partial
+  exit).
 * **Per worker**, return / CAGR / Sharpe / Sortino / drawdown come from the
   worker's sub-ledger: `starting_cash` plus the cumulative net PnL of its trades,
   booked at their exit times, held flat to the end of the run. That is the
   account as if this worker alone had traded, with no mark-to-market while a
-  trade is open. Exposure per worker is the share of the run's span during which
-  it held a position (from its trades' entry and exit times); for the account it
-  is the share of equity samples with any position open.
+  trade is open. **Exposure** is the share of the run's span (opening balance to
+  last sample) during which a position was held: per worker from its trades'
+  entry and exit times, a position still open at the end counting to the end;
+  for the account from the equity samples, each sample's "any position open"
+  holding until the next sample, so time in a data gap counts as it does for
+  the workers.
 * **Undefined is None**: a ratio whose denominator is zero (Sharpe or Sortino of
   a flat curve, win rate or expectancy with no trades, profit factor with no
   losing trade, where it would be infinite) is None, shown as "—" and written
@@ -60,7 +70,7 @@ from desk.core.events import PositionClosed
 from desk.core.types import DAY_MS, MINUTE_MS
 
 if TYPE_CHECKING:
-    from desk.backtest import RunRecorder
+    from desk.backtest import OpenTrade, RunRecorder
 
 YEAR_MS = 365 * DAY_MS
 PERIODS_PER_YEAR = {"daily": 365, "minute": 525_600}
@@ -114,16 +124,25 @@ def build_report(recorder: RunRecorder, starting_cash: float, *, workers: Sequen
     curve = account_curve(recorder, starting_cash)
     start_ms, end_ms = int(curve.ts[0]), int(curve.ts[-1])
     period: Period = "daily" if end_ms - start_ms >= DAILY_MIN_SPAN_MS else "minute"
-    exposed = np.asarray(recorder.exposed, dtype=bool)
-    total = _metrics(curve, period, recorder.trades, float(exposed.mean()) if exposed.size else 0.0)
+    still_open = list(recorder.open_trades.values())
+    fees = sum(t.fees for t in recorder.trades) + sum(o.fees for o in still_open)
+    total = _metrics(curve, period, recorder.trades, _time_exposed(recorder, start_ms, end_ms), fees)
     trades_by_worker: dict[str, list[PositionClosed]] = {name: [] for name in workers}
     for trade in recorder.trades:
         trades_by_worker.setdefault(trade.worker, []).append(trade)
+    open_by_worker: dict[str, list[OpenTrade]] = {}
+    for held in still_open:
+        open_by_worker.setdefault(held.worker, []).append(held)
+        trades_by_worker.setdefault(held.worker, [])
     by_worker = {}
     for name in sorted(trades_by_worker):
         trades = sorted(trades_by_worker[name], key=lambda t: t.ts_event)
+        held = open_by_worker.get(name, [])
         ledger = _ledger_curve(trades, starting_cash, start_ms, end_ms)
-        by_worker[name] = _metrics(ledger, period, trades, _time_in_market(trades, start_ms, end_ms))
+        # A position the data ran out on was in the market until the end, and its fees were paid.
+        intervals = [(t.entry_ts, t.ts_event) for t in trades] + [(o.entry_ts, end_ms) for o in held]
+        worker_fees = sum(t.fees for t in trades) + sum(o.fees for o in held)
+        by_worker[name] = _metrics(ledger, period, trades, _time_in_market(intervals, start_ms, end_ms), worker_fees)
     return BacktestReport(total=total, by_worker=by_worker, start_ms=start_ms, end_ms=end_ms, period=period)
 
 
@@ -146,7 +165,7 @@ def _ledger_curve(trades: Sequence[PositionClosed], starting_cash: float, start_
     return _Curve(ts, values)
 
 
-def _metrics(curve: _Curve, period: Period, trades: Sequence[PositionClosed], exposure: float) -> Metrics:
+def _metrics(curve: _Curve, period: Period, trades: Sequence[PositionClosed], exposure: float, fees: float) -> Metrics:
     start, end = float(curve.values[0]), float(curve.values[-1])
     returns = period_returns(curve, period)
     scale = math.sqrt(PERIODS_PER_YEAR[period])
@@ -170,7 +189,7 @@ def _metrics(curve: _Curve, period: Period, trades: Sequence[PositionClosed], ex
         win_rate=float((net > 0).mean()) if net.size else None,
         expectancy=float(net.mean()) if net.size else None,
         profit_factor=float(wins / losses) if losses > 0 else None,
-        fees=float(sum(t.fees for t in trades)),
+        fees=float(fees),
     )
 
 
@@ -207,15 +226,30 @@ def max_drawdown(curve: _Curve) -> tuple[float, int]:
     edges = np.diff(np.concatenate(([0], below.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     recovered_at = ts[np.minimum(stops, len(ts) - 1)]
-    # The first point is never below its own peak, so starts - 1 is always a peak point.
-    return deepest, int((recovered_at - ts[starts - 1]).max())
+    # The first point is never below its own peak, so starts - 1 is always a peak point. The curve holds
+    # that value until the minute whose close is the first point below: over a gap, or between a
+    # sub-ledger's exits, it is still at the peak.
+    left_peak = np.maximum(ts[starts] - MINUTE_MS, ts[starts - 1])
+    return deepest, int((recovered_at - left_peak).max())
 
 
-def _time_in_market(trades: Sequence[PositionClosed], start_ms: int, end_ms: int) -> float:
+def _time_exposed(recorder: RunRecorder, start_ms: int, end_ms: int) -> float:
     span = end_ms - start_ms
-    if span <= 0 or not trades:
+    if span <= 0 or not recorder.exposed:
         return 0.0
-    intervals = sorted((max(t.entry_ts, start_ms), min(t.ts_event, end_ms)) for t in trades)
+    ts = np.asarray(recorder.equity_ts, dtype=np.int64)
+    exposed = np.asarray(recorder.exposed, dtype=bool)
+    # A sample's state holds until the next sample (whose events are stamped then), so time in a data
+    # gap counts and the account measures exposure as each worker does, by time, not by sample count.
+    # Nothing is held before the first sample: the run opens flat.
+    return float(np.diff(ts)[exposed[:-1]].sum()) / span
+
+
+def _time_in_market(held_from_to: Sequence[tuple[int, int]], start_ms: int, end_ms: int) -> float:
+    span = end_ms - start_ms
+    if span <= 0 or not held_from_to:
+        return 0.0
+    intervals = sorted((max(begin, start_ms), min(finish, end_ms)) for begin, finish in held_from_to)
     held, reach = 0, start_ms
     for begin, finish in intervals:
         # Union of intervals: a worker holds one position at a time, but overlaps must not count twice.
@@ -227,7 +261,8 @@ def _time_in_market(trades: Sequence[PositionClosed], start_ms: int, end_ms: int
 
 
 def _cagr(start: float, end: float, span_ms: int) -> float | None:
-    if span_ms <= 0 or start <= 0:
+    if span_ms < DAY_MS or start <= 0:
+        # Under a day, annualising compounds noise into rates of 10^76 x or -100 %: not a growth rate.
         return None
     if end <= 0:
         return -1.0
@@ -421,7 +456,7 @@ p.note {{ color: #666; font-size: 0.9em; }}
 {html.escape(report.period)} returns, annualised over 365 days, risk-free rate 0.</p>
 {table}
 <p class="note">Worker lines use each worker's sub-ledger: starting cash plus the net PnL of its closed trades,
-booked at exit. "—" marks an undefined ratio (no trades, no losses, or a flat curve).</p>
+booked at exit. "—" marks an undefined figure (no trades, no losses, a flat curve, or CAGR for a run under a day).</p>
 {chart}
 </body></html>
 """
