@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import math
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -143,9 +144,21 @@ def journal_floor(journal_dir: Path, scratch: Path) -> tuple[float, int]:
     return best, len(fields)
 
 
+@dataclasses.dataclass(frozen=True)
+class DeskRun:
+    seconds: float
+    trades: int
+    equity: float
+    load_s: float
+    path: str
+    peak_mb: float
+    floor_s: float
+    events: int
+
+
 def run_desk(
     frame: pd.DataFrame, folder: Path, *, fast_forward: bool = True, periods: tuple[int, int] = (10, 30)
-) -> tuple[float, int, float, float, str, tuple[float, int]]:
+) -> DeskRun:
     path = folder / "gbm.parquet"
     frame.to_parquet(path, index=False)
     loaded = time.perf_counter()
@@ -153,8 +166,19 @@ def run_desk(
     feed = BenchFeed([source])
     load_s = time.perf_counter() - loaded
     result = run_backtest(desk_config(*periods), feed, [source], folder / "out", fast_forward=fast_forward)
+    # Sizes run smallest first and the floor and bt.py run after this, so the process's peak so far is
+    # this size's desk run.
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     floor = journal_floor(folder / "out" / "journal", folder)
-    return result.wall_seconds, len(result.recorder.trades), result.recorder.equity[-1], load_s, result.path, floor
+    return DeskRun(
+        result.wall_seconds,
+        len(result.recorder.trades),
+        result.recorder.equity[-1],
+        load_s,
+        result.path,
+        peak_mb,
+        *floor,
+    )
 
 
 def run_backtesting_py(frame: pd.DataFrame, periods: tuple[int, int] = (10, 30)) -> tuple[float, int, float]:
@@ -210,20 +234,19 @@ def main() -> None:
     for bars in args.bars:
         frame = gbm_candles(bars, args.seed)
         with tempfile.TemporaryDirectory() as folder:
-            desk_s, desk_trades, desk_equity, load_s, path, (floor_s, events) = run_desk(
-                frame, Path(folder), fast_forward=not args.every_minute, periods=periods
-            )
+            desk = run_desk(frame, Path(folder), fast_forward=not args.every_minute, periods=periods)
         bt_s, bt_trades, bt_equity = run_backtesting_py(frame, periods)
-        desk_rate, bt_rate = bars / desk_s, bars / bt_s
+        desk_rate, bt_rate = bars / desk.seconds, bars / bt_s
         print(
-            f"{bars:>9} {desk_rate:>12,.0f} {bt_rate:>13,.0f} {desk_rate / bt_rate:>6.2f} {desk_trades:>12}"
-            f" {bt_trades:>13} {desk_equity:>14.6g} {bt_equity:>14.6g} {load_s:>12.2f}"
+            f"{bars:>9} {desk_rate:>12,.0f} {bt_rate:>13,.0f} {desk_rate / bt_rate:>6.2f} {desk.trades:>12}"
+            f" {bt_trades:>13} {desk.equity:>14.6g} {bt_equity:>14.6g} {desk.load_s:>12.2f}"
         )
-        print(f"{'':>9} desk path: {path}")
+        print(f"{'':>9} desk path: {desk.path}; process peak RSS after the desk run: {desk.peak_mb:,.0f} MB")
         budget_s = bt_s / 2.0
         print(
-            f"{'':>9} journal floor: {floor_s:.3f} s for {events:,} events ({floor_s / events * 1e6:.1f} µs each)"
-            f" = {floor_s / budget_s:.0%} of the {budget_s:.3f} s the 2x target allows"
+            f"{'':>9} journal floor: {desk.floor_s:.3f} s for {desk.events:,} events"
+            f" ({desk.floor_s / desk.events * 1e6:.1f} µs each) = {desk.floor_s / budget_s:.0%} of the"
+            f" {budget_s:.3f} s the 2x target allows"
         )
     print("desk = the full engine path with journal and SQLite projection; both exclude loading the data.")
 
