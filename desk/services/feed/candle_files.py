@@ -24,7 +24,9 @@ their column names the same way (names that are all digits count as no header).
 
 Timestamps are candle OPEN times. Epoch numbers may be seconds, milliseconds, microseconds or
 nanoseconds, told apart by magnitude (below 1e11 seconds, below 1e14 ms, below 1e17 µs); all
-rows of a file must use the same unit. Strings are ISO 8601, UTC unless they carry an offset.
+rows of a file must use the same unit. Strings are ISO 8601, UTC unless they carry an offset;
+Parquet timestamps without a time zone are UTC too. Dates and timestamps are the only Parquet
+time types: a time of day or a duration is refused.
 
 Every problem is reported with the file, the 1-based data row, the line in the file (comment,
 header and blank lines counted) and the column.
@@ -36,7 +38,6 @@ import gzip
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -135,22 +136,14 @@ class _Report:
         problems = [self._format(row, field, text, lines) for row, field, text in reported]
         raise ReplayDataError(str(self._path), problems, self.total)
 
+    def label(self, field: int) -> str:
+        """The column's name in messages."""
+        return self._labels[field]
+
     def _lines_of(self, rows: set[int]) -> dict[int, int]:
-        """The 1-based line in the file of each data row, counting the blank lines the reader skipped."""
-        if self._lines_before_data is None or not rows:
+        if self._lines_before_data is None:
             return {}
-        lines: dict[int, int] = {}
-        row = -1
-        with _open_text(self._path) as stream:  # only when reporting: a second read costs nothing then
-            for number, line in enumerate(stream, start=1):
-                if number <= self._lines_before_data or not line.strip("\r\n"):
-                    continue
-                row += 1
-                if row in rows:
-                    lines[row] = number
-                    if len(lines) == len(rows):
-                        break
-        return lines
+        return _lines_of_rows(self._path, self._lines_before_data, rows)
 
     def _format(self, row: int, field: int, text: str, lines: dict[int, int]) -> str:
         if row < 0:
@@ -159,6 +152,24 @@ class _Report:
         if row in lines:
             where += f" (line {lines[row]})"
         return f"{where}, column {self._labels[field]}: {text}"
+
+
+def _lines_of_rows(path: Path, lines_before_data: int, rows: set[int]) -> dict[int, int]:
+    """The 1-based line in the file of each 0-based data row, counting the blank lines the reader skipped."""
+    if not rows:
+        return {}
+    lines: dict[int, int] = {}
+    row = -1
+    with _open_text(path) as stream:  # only when reporting: a second read costs nothing then
+        for number, line in enumerate(stream, start=1):
+            if number <= lines_before_data or not line.strip("\r\n"):
+                continue
+            row += 1
+            if row in rows:
+                lines[row] = number
+                if len(lines) == len(rows):
+                    break
+    return lines
 
 
 def load_candle_file(path: Path, layout: str | None = None) -> CandleFile:
@@ -325,11 +336,21 @@ def _read_csv(path: Path, declared: str | None) -> tuple[pa.Table, _Plan, int]:
     except (pa.ArrowInvalid, OSError, EOFError) as error:
         raise ReplayDataError(str(path), [f"cannot parse the CSV: {error}"]) from None
     if invalid:
-        problems = [
-            (f"row {row.number - shape.lines_before_data} (line {row.number}): " if row.number is not None else "")
-            + f"expected {row.expected_columns} columns, found {row.actual_columns}: {row.text[:80]!r}"
-            for row in invalid[:_MAX_REPORTED]
-        ]
+        # pyarrow's row number counts the skipped lines before the data but not blank lines within
+        # it, so it is the data row (after the preamble) and not the line: look the lines up.
+        listed = invalid[:_MAX_REPORTED]
+        data_rows = {row.number - shape.lines_before_data - 1 for row in listed if row.number is not None}
+        lines = _lines_of_rows(path, shape.lines_before_data, data_rows)
+        problems = []
+        for row in listed:
+            where = ""
+            if row.number is not None:
+                data_row = row.number - shape.lines_before_data
+                line = lines.get(data_row - 1)
+                where = f"row {data_row} (line {line}): " if line is not None else f"row {data_row}: "
+            problems.append(
+                f"{where}expected {row.expected_columns} columns, found {row.actual_columns}: {row.text[:80]!r}"
+            )
         raise ReplayDataError(str(path), problems, len(invalid))
     return table.select(include), plan, shape.lines_before_data
 
@@ -381,20 +402,33 @@ def _decode_number(column: pa.ChunkedArray, field: int, report: _Report) -> np.n
         values = np.ascontiguousarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
         report.rows(np.isnan(values), field, lambda row: "missing value (empty, NaN or null)")
         report.rows(np.isinf(values), field, lambda row: f"{values[row]} is not a finite number")
-        return values
+        return _without_infinities(values)
     text, blank = _as_text(column)
     values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
     report.rows(blank, field, lambda row: "missing value (empty, NaN or null)")
     report.rows(np.isnan(values) & ~blank, field, lambda row: f"{text[row]!r} is not a number")
     # "inf" and "1e400" parse; a price or volume must still be a finite number.
     report.rows(np.isinf(values), field, lambda row: f"{text[row]!r} is not a finite number")
-    return values
+    return _without_infinities(values)
+
+
+def _without_infinities(values: np.ndarray) -> np.ndarray:
+    """Infinities as NaN: already reported, they must not also fail the price rules (NaN compares false)."""
+    infinite = np.isinf(values)
+    return np.where(infinite, np.nan, values) if infinite.any() else values
 
 
 def _decode_time(column: pa.ChunkedArray, report: _Report) -> tuple[np.ndarray, bool]:
     """Epoch milliseconds (int64) and whether every row decoded; problems go to `report`."""
     count = len(column)
-    column = _cast_text(column, pa.int64(), pa.float64())
+    # Arrow parses epoch numbers and plain ISO 8601 (all with an offset, or all without, taken as UTC)
+    # column-wise; only other spellings or mixtures take the pandas path, which holds a Python
+    # string per row, several times over, and would dominate the memory a big file costs.
+    column = _cast_text(column, pa.int64(), pa.float64(), pa.timestamp("ms", tz="UTC"), pa.timestamp("ms"))
+    if pa.types.is_temporal(column.type) and not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+        # A time of day, a duration or an interval names no minute of history.
+        report.general(f"column {report.label(0)} holds {column.type} values, not dates or timestamps")
+        return np.zeros(count, dtype=np.int64), False
     if pa.types.is_temporal(column.type):
         # Dates and timestamps; a naive timestamp is taken as UTC, sub-millisecond parts are dropped.
         ms = column.cast(pa.timestamp("ms", tz=getattr(column.type, "tz", None)), safe=False).cast(pa.int64())
@@ -480,7 +514,8 @@ def _num(value: float | np.number) -> str:
 
 def _iso(ms: int) -> str:
     """A timestamp as ISO 8601 UTC, for messages."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # numpy, not datetime: a corrupt Parquet timestamp may lie outside datetime's years 1 to 9999.
+    return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
 
 
 # ----------------------------------------------------------------------------- validation
