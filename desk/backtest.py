@@ -113,6 +113,8 @@ class BacktestResult:
     starting_cash: float
     recorder: RunRecorder
     path: str  # "fast-forward", or why the run went candle by candle
+    # Symbols whose data starts late or ends early (`ReplayFeed.short_coverage`), journaled in ConfigApplied.
+    coverage_notes: tuple[str, ...] = ()
 
 
 def prepare_out_dir(out_dir: Path) -> None:
@@ -177,6 +179,7 @@ def run_backtest(
 
     minutes = 0
     path = "not started"
+    coverage_notes = feed.short_coverage()
     # Opened last, just before the try that closes it: an open store may hold a projection process.
     store.open()
     try:
@@ -200,7 +203,7 @@ def run_backtest(
                     ts_event=first[0].ts,
                     config_hash=config.config_hash(),
                     workers=[w.name for w in core.workers],
-                    changes={"data": [_describe(source) for source in sources]},
+                    changes={"data": [_describe(source) for source in sources], "coverage": coverage_notes},
                 ),
             ]
         )
@@ -248,6 +251,7 @@ def run_backtest(
         starting_cash=config.settings.starting_cash,
         recorder=recorder,
         path=path,
+        coverage_notes=tuple(coverage_notes),
     )
 
 

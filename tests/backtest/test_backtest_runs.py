@@ -13,6 +13,7 @@ import main
 from desk.backtest import run_backtest
 from desk.config import DeskConfig, parse_config
 from desk.core.types import Candle, Side, Signal
+from desk.reporting import build_report
 from desk.runtime import TradingRuntime, parse_utc_ms
 from desk.services.feed.replay import ReplayFeed, ReplaySource
 from desk.services.feed.simulated import SimulatedMarket
@@ -96,6 +97,35 @@ def test_backtest_when_a_known_strategy_walks_a_price_ladder_then_trades_fees_an
     assert closed["exit_reason"] == "signal: ladder sell"
     assert result.recorder.equity[-1] == pytest.approx(10_017.322)
     assert len(result.recorder.equity) == len(LADDER)
+
+
+def test_backtest_when_a_symbols_data_ends_early_with_a_position_open_then_said_and_its_entry_fee_reported(
+    tmp_path: Path,
+) -> None:
+    # The ladder stops after bar 4: the entry (bar 3's open, 101) is held when LAD/USD's data ends, while
+    # OTH/USD goes on for 4 more minutes.
+    lad = [(START + i * 60_000, o, h, lo, c, 1_000.0) for i, (o, h, lo, c) in enumerate(LADDER[:5])]
+    oth = [(START + i * 60_000, 50.0, 50.0, 50.0, 50.0, 1_000.0) for i in range(9)]
+    sources = [
+        ReplaySource(write_csv(tmp_path / "lad.csv", lad), "LAD/USD"),
+        ReplaySource(write_csv(tmp_path / "oth.csv", oth), "OTH/USD"),
+    ]
+    config = ladder_config()
+    config = config.model_copy(update={"feed": config.feed.model_copy(update={"symbols": ["LAD/USD", "OTH/USD"]})})
+    result = run_backtest(
+        config, ReplayFeed(sources), sources, tmp_path / "out", strategy_overrides={"ladder": LadderStrategy()}
+    )
+
+    expected = (
+        "LAD/USD data ends at 2026-03-01T00:04Z, 4 minutes before the replay's last: a position on it is"
+        " marked at that close to the end and its stops no longer trigger"
+    )
+    assert result.coverage_notes == (expected,)
+    (applied,) = [r for r in read_journal(tmp_path / "out" / "journal") if r["type"] == "ConfigApplied"]
+    assert applied["changes"]["coverage"] == [expected]
+    report = build_report(result.recorder, result.starting_cash, workers=["ladder"])
+    assert report.by_worker["ladder"].trade_count == 0
+    assert report.total.fees == pytest.approx(1.313)  # 0.26 % of 5 x 101, paid though never closed
 
 
 def run_cli_backtest(config_path: Path, data: Path, out: Path) -> int:

@@ -476,6 +476,26 @@ def test_gaps_when_one_symbol_starts_later_then_only_inner_holes_reported(tmp_pa
     assert [c.symbol for c in feed.next_candles() or []] == ["BTC/USD"]
 
 
+def test_short_coverage_when_symbols_start_late_or_end_early_then_each_is_named_with_its_minutes(
+    tmp_path: Path,
+) -> None:
+    btc = write(tmp_path, "btc.csv", ccxt_rows(8, skip=(5, 6, 7)))  # minutes 0-4: ends 3 minutes early
+    eth = write(tmp_path, "eth.csv", ccxt_rows(8, skip=(0, 1)))  # minutes 2-7: starts 2 minutes late
+    feed = ReplayFeed([ReplaySource(btc, "BTC/USD"), ReplaySource(eth, "ETH/USD")])
+    assert feed.gaps() == []  # neither is a hole between two candles
+    assert feed.short_coverage() == [
+        "BTC/USD data ends at 2023-11-14T22:18Z, 3 minutes before the replay's last: a position on it is"
+        " marked at that close to the end and its stops no longer trigger",
+        "ETH/USD data starts at 2023-11-14T22:16Z, 2 minutes after the replay's first",
+    ]
+
+
+def test_short_coverage_when_every_symbol_spans_the_replay_then_nothing_to_say(tmp_path: Path) -> None:
+    assert two_symbol_feed(tmp_path).short_coverage() == []
+    # Bounds cut every symbol at the same minutes: still full coverage of what is replayed.
+    assert two_symbol_feed(tmp_path, start_ms=T0 + M, end_ms=T0 + 4 * M).short_coverage() == []
+
+
 def test_feed_when_bounded_then_start_inclusive_end_exclusive(tmp_path: Path) -> None:
     feed = two_symbol_feed(tmp_path, start_ms=T0 + M, end_ms=T0 + 4 * M)
     assert [batch[0].ts for batch in drain(feed)] == [T0 + M, T0 + 2 * M, T0 + 3 * M]

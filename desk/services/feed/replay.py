@@ -153,6 +153,31 @@ class ReplayFeed:
         """Number of timeline steps in the window (minutes in which at least one symbol has a candle)."""
         return int(self._timeline.shape[0])
 
+    def short_coverage(self) -> list[str]:
+        """A note for every symbol whose data starts after the replay's first minute or ends before its last.
+
+        Such a symbol's workers wait for its first candle; after its last one, any
+        position on it is marked at that close to the end of the run and its stops
+        no longer trigger. Neither is a gap (there is no candle on the far side),
+        so a backtest says so up front instead.
+        """
+        first, last = int(self._timeline[0]), int(self._timeline[-1])
+        notes: list[str] = []
+        for symbol in self._symbols:
+            begin, end = self._window[symbol]
+            ts = self._files[symbol].bars.ts
+            starts, ends = int(ts[begin]), int(ts[end - 1])
+            if starts > first:
+                minutes = (starts - first) // MINUTE_MS
+                notes.append(f"{symbol} data starts at {_iso(starts)}, {minutes} minutes after the replay's first")
+            if ends < last:
+                minutes = (last - ends) // MINUTE_MS
+                notes.append(
+                    f"{symbol} data ends at {_iso(ends)}, {minutes} minutes before the replay's last: a position"
+                    " on it is marked at that close to the end and its stops no longer trigger"
+                )
+        return notes
+
     def gaps(self) -> list[Gap]:
         """Every hole inside the window in each symbol's candles, oldest first (a copy)."""
         return list(self._gaps)
