@@ -36,8 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--data", nargs="+", required=True, metavar="[SYMBOL=]FILE", help="CSV or Parquet candle files"
     )
-    backtest.add_argument("--from", dest="start", help="first candle time (ISO 8601 UTC, e.g. 2026-01-01)")
-    backtest.add_argument("--to", dest="end", help="stop before this time (ISO 8601 UTC)")
+    backtest.add_argument(
+        "--from",
+        dest="start",
+        help="first candle time: ISO 8601, UTC unless it has an offset (2026-01-01, 2026-01-01T09:30Z)",
+    )
+    backtest.add_argument("--to", dest="end", help="stop before this time (same forms as --from)")
     backtest.add_argument("--out", default="out/backtest", help="empty folder for the journal, database and report")
     backtest.add_argument("--layout", help="declare the files' column layout instead of detecting it")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -181,6 +181,7 @@ def run_backtest(
     path = "not started"
     coverage_notes = feed.short_coverage()
     # Opened last, just before the try that closes it: an open store may hold a projection process.
+    stopped, stop_reason, clock = False, "interrupted", None
     store.open()
     try:
         first = feed.next_candles()
@@ -238,10 +239,18 @@ def run_backtest(
                     progress(1)
                 batch = feed.next_candles()
         bus.publish([RuntimeStopped(ts_event=clock.now_ms(), reason="replay finished")])
+        stopped = True
+    except BaseException as exc:
+        stop_reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}"
+        raise
     finally:
         # Also when interrupted: the marks buffered so far belong with the trades already journaled.
         if store.is_open:
             core.flush_equity_series()
+            if not stopped and clock is not None:
+                # A store cut short says so: the control room must not show it as a finished replay.
+                last_ts = max(clock.now_ms(), recorder.equity_ts[-1] if recorder.equity_ts else 0)
+                bus.publish([RuntimeStopped(ts_event=last_ts, reason=stop_reason)])
         store.close()
     return BacktestResult(
         out_dir=out_dir,

@@ -15,12 +15,11 @@ import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from desk.config import DeskConfig, load_config
 from desk.config_versions import live_changes, restart_required
-from desk.core.clock import Clock, SimulatedClock, WallClock
+from desk.core.clock import Clock, SimulatedClock, WallClock, parse_utc_ms
 from desk.core.errors import ConfigError
 from desk.core.events import (
     AccountOpened,
@@ -46,16 +45,6 @@ from desk.services.telemetry import TelemetrySink, build_telemetry
 log = get_logger("desk.runtime")
 
 COMMAND_POLL_S = 0.5  # how often the inbox is read, in wall seconds
-
-
-def parse_utc_ms(text: str, key_path: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError([(key_path, f"not an ISO 8601 time: {text!r}")]) from None
-    if moment.tzinfo is None:
-        raise ConfigError([(key_path, f"needs a UTC offset, e.g. {text}Z")])
-    return int(moment.timestamp() * 1000)
 
 
 class _FanOut:

@@ -21,9 +21,10 @@ Conventions:
   open to one minute after its last. Fold k spans minutes [k*M/F, (k+1)*M/F)
   (integer division), and its split is floor(minutes * train_fraction) in.
 * **Warm-up comes from earlier data.** The feed of a window starts `seed_candles`
-  minutes before the window (never before the data), so trading starts at the
-  window's start and the warm-up only reads the past; the first window of the data
-  warms up on its own first minutes.
+  candles before the window (never before the data; over a gap that is more than
+  as many minutes), so trading starts at the window's start and the warm-up only
+  reads the past; the first window of the data warms up on its own first minutes.
+  A part left with no candle to trade after its warm-up is an error naming it.
 * **Metrics** are the account's (`desk.reporting`, report.total), which with one
   worker is that worker marked to market. A metric that is undefined in a fold
   (Sharpe of a run without trades) is left out of that row's mean. For
@@ -32,7 +33,10 @@ Conventions:
   `Params` model before Ray starts. A value that breaks a field's own bounds or
   type, or that fails in every set it appears in, is an error naming the param;
   a grid combination that only breaks a rule between params (slow <= fast) is
-  skipped and listed in `SweepResult.skipped`. Duplicate random draws run once.
+  skipped and listed in `SweepResult.skipped`. A random range whose low or high
+  end breaks a field's bounds is an error whatever the seed draws. A float param
+  draws floats even between whole-number bounds. Duplicate sets (a repeated grid
+  value, a repeated random draw, 5 and 5.0 for an int) run once.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -72,6 +76,10 @@ class SweepError(DeskError):
     """A sweep cannot run as specified; the message names the param, worker or window at fault."""
 
 
+class SweepTaskError(SweepError):
+    """A backtest of the sweep failed while running (the inputs were valid); names the run and its params."""
+
+
 @dataclass(frozen=True, slots=True)
 class SweepSpec:
     """What to sweep: a `grid` of values, or `random_samples` draws from `ranges` (ints inclusive, floats uniform)."""
@@ -93,15 +101,25 @@ class SweepSpec:
         if self.ranges is not None:
             if not self.random_samples or self.random_samples < 1:
                 raise SweepError("random search needs random_samples >= 1")
+            if not self.ranges:
+                raise SweepError("random search needs at least one param range to draw from")
             for name, bounds in self.ranges.items():
-                if len(bounds) != 2 or not bounds[0] <= bounds[1]:
-                    raise SweepError(f"ranges[{name!r}] must be (low, high) with low <= high, got {bounds!r}")
+                # numpy would fail on a string or an infinite bound with an error that names no param.
+                numbers = len(bounds) == 2 and all(_is_finite_number(bound) for bound in bounds)
+                if not numbers or not bounds[0] <= bounds[1]:
+                    raise SweepError(
+                        f"ranges[{name!r}] must be (low, high), finite numbers with low <= high, got {bounds!r}"
+                    )
         if self.folds < 1:
             raise SweepError(f"folds must be at least 1, got {self.folds}")
         if not 0.0 < self.train_fraction < 1.0:
             raise SweepError(f"train_fraction must be between 0 and 1 (exclusive), got {self.train_fraction}")
         if self.metric not in METRICS:
             raise SweepError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,15 +241,23 @@ def validate_param_sets(
     if spec.grid is not None:
         candidates = grid_param_sets(spec.grid)
     else:
-        candidates = random_param_sets(spec.ranges or {}, spec.random_samples or 0, spec.seed)
+        ranges = _checked_ranges(spec.ranges or {}, params_model, worker.params, worker.strategy, worker.name)
+        candidates = random_param_sets(ranges, spec.random_samples or 0, spec.seed)
     failures: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     valid: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for candidate in candidates:
         try:
-            params_model.model_validate({**worker.params, **candidate})
-            valid.append(candidate)
+            checked = params_model.model_validate({**worker.params, **candidate})
         except ValidationError as exc:
             failures.append((candidate, exc.errors()))
+            continue
+        # Two sets the strategy sees alike (a repeated grid value, 5 and 5.0 for an int) would run twice
+        # into one runs/<hash>/ folder and collide; the first spelling is kept.
+        key = json.dumps(checked.model_dump(mode="json"), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            valid.append(candidate)
     skipped: list[tuple[dict[str, Any], str]] = []
     for candidate, errors in failures:
         for error in errors:
@@ -254,33 +280,108 @@ def _value_of(candidate: dict[str, Any], base: dict[str, Any], name: str) -> Any
     return candidate[name] if name in candidate else base.get(name)
 
 
+def _checked_ranges(
+    ranges: dict[str, tuple[float, float]], params_model: Any, base: dict[str, Any], strategy: str, worker: str
+) -> dict[str, tuple[float, float]]:
+    """The ranges to draw from: each end checked against its field, float fields drawn as floats."""
+    checked: dict[str, tuple[float, float]] = {}
+    for name, (low, high) in ranges.items():
+        # Checking the ends makes a bad range an error whatever the seed happens to draw.
+        for end in (low, high):
+            try:
+                params_model.model_validate({**base, name: end})
+            except ValidationError as exc:
+                # A rule between params (slow > fast) is not the range's fault: those draws are skipped.
+                own = [e for e in exc.errors() if e["loc"][:1] == (name,) and e["type"] != "value_error"]
+                if own:
+                    raise SweepError(
+                        f"param {name}={end!r} (an end of its range {low!r}..{high!r}) is invalid for "
+                        f"{strategy} ({worker}): {own[0]['msg']}"
+                    ) from None
+        # Whole-number bounds would otherwise draw only whole numbers for a float param (1:3 gives 1, 2, 3).
+        if _accepts_only_floats(params_model.model_fields[name].annotation):
+            low, high = float(low), float(high)
+        checked[name] = (low, high)
+    return checked
+
+
+def _accepts_only_floats(annotation: Any) -> bool:
+    """Whether a field's type admits float but not int (`float`, `float | None`, an Annotated float)."""
+    kinds: set[Any] = set()
+    pending = [annotation]
+    while pending:
+        kind = pending.pop()
+        args = get_args(kind)  # the members of a union, the type and metadata of an Annotated
+        if args:
+            pending.extend(args)
+        else:
+            kinds.add(kind)
+    return float in kinds and int not in kinds
+
+
 def plan_tasks(
-    config: DeskConfig, spec: SweepSpec, param_sets: Sequence[dict[str, Any]], windows: Sequence[Window], out_dir: Path
+    config: DeskConfig,
+    spec: SweepSpec,
+    param_sets: Sequence[dict[str, Any]],
+    windows: Sequence[Window],
+    out_dir: Path,
+    *,
+    candle_ts: np.ndarray | None = None,
 ) -> list[Task]:
-    """Every (params, fold, split) backtest, with the feed starting early enough to warm up on earlier data."""
+    """Every (params, fold, split) backtest, with the feed starting early enough to warm up on earlier data.
+
+    `candle_ts` (the swept symbol's candle opens) counts the warm-up in candles, as the backtest does, so a
+    gap before a window does not push the warm-up into it, and refuses a part with nothing left to trade.
+    Without it the warm-up is counted in minutes, which is the same on gapless data.
+    """
     worker = config.worker(spec.worker)
     data_start = windows[0].start_ms
-    warmup_ms = config.feed.seed_candles * MINUTE_MS
+    seed = config.feed.seed_candles
+    warmup_ms = seed * MINUTE_MS
+    feed_starts: dict[int, int] = {}
+    for window in windows:
+        for split, (start, end) in zip(SPLITS, _parts(window), strict=True):
+            if candle_ts is None:
+                feed_starts[start] = max(data_start, start - warmup_ms)
+                continue
+            first = int(np.searchsorted(candle_ts, start, side="left"))
+            feed_row = max(0, first - seed)
+            # run_backtest warms up on the feed's first seed_candles candles, whatever their times.
+            if int(np.searchsorted(candle_ts, end, side="left")) - feed_row <= seed:
+                raise SweepError(
+                    f"fold {window.fold} {split} [{_iso(start)}, {_iso(end)}) has no candle left to trade after "
+                    f"the warm-up of {seed} candles (feed.seed_candles); use fewer folds, more data or data "
+                    "without that gap"
+                )
+            feed_starts[start] = int(candle_ts[feed_row])
     tasks = []
     for swept in param_sets:
         params = {**worker.params, **swept}
         digest = param_hash(params)
         for window in windows:
-            bounds = ((window.start_ms, window.split_ms), (window.split_ms, window.end_ms))
-            for split, (start, end) in zip(SPLITS, bounds, strict=True):
+            for split, (start, end) in zip(SPLITS, _parts(window), strict=True):
                 tasks.append(
                     Task(
                         param_hash=digest,
                         params=params,
                         fold=window.fold,
                         split=split,
-                        feed_start_ms=max(data_start, start - warmup_ms),
+                        feed_start_ms=feed_starts[start],
                         start_ms=start,
                         end_ms=end,
                         out_dir=out_dir / "runs" / digest / f"{window.fold}-{split}",
                     )
                 )
     return tasks
+
+
+def _parts(window: Window) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The (start, end) of the window's train and test parts, in SPLITS order."""
+    return (window.start_ms, window.split_ms), (window.split_ms, window.end_ms)
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%MZ")
 
 
 def run_task(config: DeskConfig, worker: str, sources: Sequence[ReplaySource], task: Task) -> TaskResult:
@@ -315,6 +416,9 @@ def run_sweep(
     and `out_dir` at the same paths and have the project installed.
     """
     started = time.perf_counter()
+    if num_cpus is not None and num_cpus < 1:
+        # Ray would start with no CPU to run a task on and wait for one forever.
+        raise SweepError(f"num_cpus must be at least 1, got {num_cpus}")
     param_sets, skipped = validate_param_sets(config, spec)
     worker = config.worker(spec.worker)
     data = [source for source in sources if source.symbol == worker.symbol]
@@ -322,30 +426,34 @@ def run_sweep(
         raise SweepError(f"no data for {worker.symbol} (worker {worker.name}); sources: {[s.symbol for s in sources]}")
     bars_ts = ReplayFeed(data).bars(worker.symbol).ts
     windows = walk_forward_windows(int(bars_ts[0]), int(bars_ts[-1]), spec.folds, spec.train_fraction)
+    if out_dir.exists() and not out_dir.is_dir():
+        # Otherwise every task would fail inside Ray on its own runs/ folder.
+        raise SweepError(f"{out_dir} is a file; give a new or empty output folder")
     runs = out_dir / "runs"
     if runs.exists() and any(runs.iterdir()):
         raise SweepError(f"{runs} already holds runs; choose an empty output folder")
-    tasks = plan_tasks(config, spec, param_sets, windows, out_dir)
+    tasks = plan_tasks(config, spec, param_sets, windows, out_dir, candle_ts=np.asarray(bars_ts))
     named_sets = [(param_hash({**worker.params, **swept}), swept) for swept in param_sets]
 
     import ray  # only sweeps pay for Ray's import
 
     owns_cluster = local and not ray.is_initialized()
     ray_started = time.perf_counter()
-    if owns_cluster:
-        with _local_worker_environment():
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    elif not ray.is_initialized():
-        # Remote nodes have no copy of the project unless Ray ships it with the job.
-        ray.init(
-            address="auto",
-            log_to_driver=False,
-            ignore_reinit_error=True,
-            runtime_env={"py_modules": [str(PROJECT_ROOT / "desk")]},
-        )
-    ray_start_seconds = time.perf_counter() - ray_started
-    tasks_started = time.perf_counter()
+    # ray.init is inside the try: a failed or interrupted start may already have launched the cluster's processes.
     try:
+        if owns_cluster:
+            with _local_worker_environment():
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        elif not ray.is_initialized():
+            # Remote nodes have no copy of the project unless Ray ships it with the job.
+            ray.init(
+                address="auto",
+                log_to_driver=False,
+                ignore_reinit_error=True,
+                runtime_env={"py_modules": [str(PROJECT_ROOT / "desk")]},
+            )
+        ray_start_seconds = time.perf_counter() - ray_started
+        tasks_started = time.perf_counter()
         results = _run_all(ray, config, spec.worker, data, tasks, progress)
         tasks_seconds = time.perf_counter() - tasks_started
     finally:
@@ -399,21 +507,25 @@ def _run_all(
     config_ref, sources_ref = ray.put(config), ray.put(list(sources))
     pending = {remote.remote(config_ref, worker, sources_ref, task): task for task in tasks}
     results: list[TaskResult] = []
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        task = pending.pop(done[0])
-        try:
-            results.append(ray.get(done[0]))
-        except Exception as exc:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            cause = getattr(exc, "cause", None) or exc
-            raise SweepError(
-                f"backtest {task.param_hash} fold {task.fold} {task.split} ({task.params}) failed: "
-                f"{type(cause).__name__}: {cause}"
-            ) from cause
-        if progress is not None:
-            progress(len(results), len(tasks))
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            try:
+                results.append(ray.get(done[0]))
+            except Exception as exc:
+                cause = getattr(exc, "cause", None) or exc
+                raise SweepTaskError(
+                    f"backtest {task.param_hash} fold {task.fold} {task.split} of {worker} ({task.params}) failed: "
+                    f"{type(cause).__name__}: {cause}"
+                ) from cause
+            if progress is not None:
+                progress(len(results), len(tasks))
+    except BaseException:
+        # Also on Ctrl+C: on a joined cluster, which outlives this process, the tasks would run on for nothing.
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     return results
 
 

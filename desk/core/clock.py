@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+
+from desk.core.errors import ConfigError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -32,3 +37,30 @@ class SimulatedClock:
         if ts_ms < self._now_ms:
             raise ValueError(f"clock cannot go back from {self._now_ms} to {ts_ms}")
         self._now_ms = ts_ms
+
+
+def parse_utc_ms(text: str, key_path: str) -> int:
+    """An ISO 8601 date or time as epoch ms: a date is UTC midnight, no offset means UTC, an offset is honoured.
+
+    For `--from`/`--to` and `feed.simulated.start`; a problem is a ConfigError naming `key_path`.
+    """
+    cleaned = text.strip()
+    # fromisoformat ignores a trailing Z after a bare date, so take the UTC designator off first.
+    designator = cleaned[-1:] in ("Z", "z")
+    core = cleaned[:-1] if designator else cleaned
+    if not core:
+        raise ConfigError([(key_path, "needs a date or time, e.g. 2026-01-01 or 2026-01-01T09:30Z")])
+    try:
+        day = date.fromisoformat(core)
+        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(core + "+00:00" if designator else core)
+        except ValueError:
+            raise ConfigError(
+                [(key_path, f"not an ISO 8601 date or time: {text!r} (e.g. 2026-01-01 or 2026-01-01T09:30Z)")]
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # documented as UTC everywhere
+    # Whole milliseconds in integers (digits below a millisecond are dropped, as the candle files have none).
+    return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -12,9 +12,10 @@ import yaml
 import main
 from desk.backtest import run_backtest
 from desk.config import DeskConfig, parse_config
+from desk.core.clock import parse_utc_ms
 from desk.core.types import Candle, Side, Signal
 from desk.reporting import build_report
-from desk.runtime import TradingRuntime, parse_utc_ms
+from desk.runtime import TradingRuntime
 from desk.services.feed.replay import ReplayFeed, ReplaySource
 from desk.services.feed.simulated import SimulatedMarket
 from desk.strategies.base import CandleWindow, StrategyParams
@@ -252,3 +253,8 @@ def test_backtest_when_interrupted_then_the_equity_marks_so_far_are_journaled(tm
     records = read_journal(tmp_path / "out" / "journal")
     marks = sum(len(r["equity"]) for r in records if r["type"] == "EquitySeries")
     assert 1_000 <= marks == steps
+    # The store says it was cut short, at the last minute it marked, so nobody takes it for a full replay.
+    last = records[-1]
+    assert (last["type"], last["reason"]) == ("RuntimeStopped", "interrupted")
+    last_mark = max(r["ts_event"] for r in records if r["type"] == "EquitySeries")
+    assert last["ts_event"] == last_mark
