@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cpus", type=int, help="local worker processes (default: all cores)")
     sweep.add_argument("--out", default="out/sweep", help="folder for sweep.csv and each run's store")
     sweep.add_argument("--layout", help="declare the files' column layout instead of detecting it")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     command = sub.add_parser("command", help="send an operator command to the daemon (applied between loops)")
     command.add_argument("name", choices=COMMANDS)
     command.add_argument("worker", nargs="?", default="", help="worker name for pause_worker / resume_worker")

@@ -42,7 +42,8 @@ def parse_sources(specs: list[str], symbols: list[str], layout: str | None) -> l
     sources: list[ReplaySource] = []
     files: dict[str, Path] = {}
     for spec in specs:
-        symbol, _, path_text = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        # A symbol never holds "=", a path may: split at the first one unless the whole text names a file.
+        symbol, _, path_text = spec.partition("=") if "=" in spec and not Path(spec).is_file() else ("", "", spec)
         path = Path(path_text)
         if not path.is_file():
             raise ConfigError([("--data", f"{path}: no such file")])
@@ -172,7 +173,13 @@ def run_sweep_command(config: DeskConfig, args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         ReplayFeed(sources)  # every data problem is reported before Ray starts or --out is touched
-        result = run_sweep(config, sources, spec, Path(args.out), num_cpus=args.cpus)
+        with tqdm(unit="run", disable=args.no_progress, file=sys.stderr, mininterval=0.5) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = run_sweep(config, sources, spec, Path(args.out), num_cpus=args.cpus, progress=progress)
     except SweepTaskError as exc:
         # The inputs were fine and a backtest broke: a failure, not bad input.
         print(f"error: {exc}", file=sys.stderr)

@@ -199,3 +199,15 @@ def test_backtest_when_a_worker_never_trades_then_the_report_still_has_its_line(
     expected = [w["name"] for w in yaml.safe_load(config_path.read_text())["workers"] if w.get("enabled", True)]
     assert expected and sorted(report["by_worker"]) == sorted(expected)
     assert all(line["trade_count"] == 0 for line in report["by_worker"].values())
+
+
+def test_backtest_when_the_data_path_holds_an_equals_sign_then_the_symbol_is_what_precedes_the_first(
+    tmp_path: Path, config_path: Path, data: Path
+) -> None:
+    odd = tmp_path / "run=1"
+    odd.mkdir()
+    moved = data.rename(odd / "btc=usd.csv")
+    sources = cli_backtest.parse_sources([f"BTC/USD={moved}"], ["BTC/USD"], None)
+    assert [(s.symbol, s.path) for s in sources] == [("BTC/USD", moved)]
+    # A bare path that names a file is a path, "=" or not.
+    assert [s.path for s in cli_backtest.parse_sources([str(moved)], ["BTC/USD"], None)] == [moved]

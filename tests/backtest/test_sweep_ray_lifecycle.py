@@ -187,3 +187,16 @@ def test_sweep_command_when_interrupted_then_exit_130_and_ray_shut_down(
     assert sweep_cli(config_path, source, tmp_path / "out") == 130
     assert fake.shutdowns == 1 and not fake.initialized
     assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_sweep_command_when_runs_finish_then_the_progress_bar_counts_them_all(
+    tmp_path: Path,
+    config_path: Path,
+    source: ReplaySource,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", FakeRay())
+    assert sweep_cli(config_path, source, tmp_path / "out") == 0
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "8/8" in bar and "100%" in bar  # 2 param sets x 2 folds x (train, test)
