@@ -10,26 +10,12 @@ from desk.backtest import RunRecorder
 from desk.core.events import EquitySampled, PositionClosed, PositionOpened, PositionReduced
 from desk.core.types import DAY_MS, MINUTE_MS
 from desk.reporting import build_report, format_summary
-
-T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+from tests.backtest.test_reporting import T0, trade
 
 
 def closed(worker: str, entry_ts: int, exit_ts: int, net_pnl: float) -> PositionClosed:
-    return PositionClosed(
-        ts_event=exit_ts,
-        worker=worker,
-        symbol="BTC/USD",
-        position_id=f"p-{worker}-{exit_ts}",
-        qty=1.0,
-        entry_ts=entry_ts,
-        entry_price=100.0,
-        exit_price=100.0 + net_pnl,
-        realized_pnl=net_pnl,
-        fees=0.0,
-        net_pnl=net_pnl,
-        r_multiple=net_pnl / 5.0,
-        exit_reason="signal",
-    )
+    """A closed trade with no fees (the report's trade helper, fee-free)."""
+    return trade(worker, entry_ts, exit_ts, net_pnl, fees=0.0)
 
 
 def minutes(*ks: int) -> list[int]:
