@@ -355,9 +355,12 @@ class ExecutionEngine:
             if position is None or position.position_id != fill.position_id:
                 continue
             reason = EXIT_REASONS.get(fill.purpose) or position.exit_reason or "exit"
-            remaining = max(position.qty - fill.qty, 0.0)
-            # Dust below the lot precision cannot be sold; treat the position as closed.
             market = self._broker.markets()[position.symbol]
+            # Rounded to the lot precision as the broker rounds its holdings: a float remainder such as
+            # 0.3 - 0.1 = 0.19999999999999998 would make every later exit of this position fail the
+            # broker's precision check.
+            remaining = max(round(position.qty - fill.qty, market.amount_decimals), 0.0)
+            # Dust below the lot precision cannot be sold; treat the position as closed.
             if market.floor_amount(remaining) <= 0:
                 remaining = 0.0
             published += self._bus.publish(

@@ -138,11 +138,25 @@ class Portfolio:
                     )
                     results.append(Sized(request, 0.0, "min_size", reason))
                     continue
+                at_stop = estimate * market.round_price(request.stop_price)  # the stop as the broker rounds it
+                if at_stop < market.min_cost:
+                    # The protective stop is an order of the same size at the stop price: the exchange
+                    # judges its cost there, and a position it refuses to protect is sold again at once.
+                    reason = (
+                        f"a budget of {budget:.8g} USD buys {estimate:g} {request.symbol}, worth "
+                        f"{at_stop:.2f} USD at the stop {request.stop_price:g}: "
+                        f"below the minimum cost {market.min_cost:g} USD"
+                    )
+                    results.append(Sized(request, 0.0, "min_size", reason))
+                    continue
                 available -= budget
                 results.append(Sized(request, estimate, quote_budget=budget))
                 continue
             qty = market.floor_amount(min(raw_qty, cap_notional / request.price, cash_notional / request.price))
-            if qty <= 0 or qty < market.min_amount or qty * request.price < market.min_cost:
+            # The cost is judged at the stop, below the price: the protective stop sells this same
+            # quantity there, and a stop the exchange refuses leaves the position unprotected.
+            lowest = min(request.price, market.round_price(request.stop_price))  # the stop as the broker rounds it
+            if qty <= 0 or qty < market.min_amount or qty * lowest < market.min_cost:
                 reason = (
                     f"size {qty:g} {request.symbol} (risk {request.risk_usd:.2f} USD, cash {available:.2f} USD) "
                     f"is below the market minimum {market.min_amount:g} / {market.min_cost:g} USD"

@@ -8,7 +8,7 @@ import pytest
 
 from desk.config import FeesConfig
 from desk.core.clock import SimulatedClock
-from desk.core.events import AccountOpened, CandleClosed, Event, PositionClosed, StopMoved
+from desk.core.events import AccountOpened, CandleClosed, Event, OrderRejected, PositionClosed, StopMoved
 from desk.core.types import Candle, Market
 from desk.engines.bus import EventBus
 from desk.engines.execution import EntryPlan, ExecutionEngine
@@ -253,3 +253,23 @@ def test_enter_when_the_entry_candle_stays_inside_the_protection_then_the_positi
     desk.candle(101, 109.99, 95.01, 105)
     assert desk.execution.positions["w1"].qty == 10.0
     assert sorted(o.purpose.value for o in desk.broker.open_orders) == ["stop_loss", "take_profit"]
+
+
+def test_exit_when_a_partial_take_profit_leaves_a_float_remainder_then_the_rest_is_sold_at_lot_precision(
+    desk: Desk,
+) -> None:
+    desk.enter(qty=0.3, stop=95.0, take=110.0)
+    # 25 % of a 0.4 volume: the take-profit sells 0.1 of 0.3. In floats 0.3 - 0.1 is 0.19999999999999998,
+    # which the broker refuses as more than 8 decimals; the position must hold the 0.2 the broker holds.
+    desk.candle(100, 111, 99, 108, volume=0.4)
+    assert desk.execution.positions["w1"].qty == 0.2 == desk.broker.holding(MARKET.symbol)
+
+    desk.execution.exit("w1", "signal: faded", desk.minute * 60_000)
+
+    assert not [e for e in desk.events if isinstance(e, OrderRejected)]
+    closed = desk.closed()
+    # 0.1 at the 110 limit, then 0.2 at the 108 close (no slippage): (11 + 21.6) / 0.3 = 108.666…
+    assert (closed.exit_reason, closed.qty) == ("signal: faded", 0.3)
+    assert closed.exit_price == pytest.approx(108.0 + 2.0 / 3.0)
+    assert desk.broker.holding(MARKET.symbol) == 0.0 and desk.broker.open_orders == ()
+    assert desk.execution.positions == {}

@@ -71,3 +71,27 @@ def test_size_when_a_pct_equity_budget_buys_less_than_the_minimum_amount_then_de
     (sized,) = size(Portfolio(config), [request()], cash=3.0, equity=3.0)
     assert sized.denial_rule == "min_size" and sized.quote_budget is None
     assert "below the minimum amount 0.0001" in sized.denial_reason
+
+
+ETH = Market("ETH/USD", "ETH", "USD", amount_decimals=8, price_decimals=2, min_amount=0.001, min_cost=5.0)
+
+
+def test_size_when_the_entry_meets_the_minimum_cost_but_its_stop_would_not_then_denied() -> None:
+    # Risk 0.51 USD over a 300 USD stop distance: 0.0017 ETH, 5.10 USD at the 3,000 price but only
+    # 0.0017 x 2,700 = 4.59 USD at the stop. The broker refuses that stop, and a position whose stop
+    # cannot be placed is sold again at once: two taker fees for nothing, or stuck if it cannot be sold.
+    eth = SizingRequest("w1", "ETH/USD", 1.0, 3_000.0, 2_700.0, 0.51, 1.0)
+    (sized,) = Portfolio(PortfolioConfig()).size(
+        [eth], equity=10_000.0, cash=10_000.0, markets={"ETH/USD": ETH}, taker_fee=0.0026
+    )
+    assert (sized.qty, sized.denial_rule) == (0.0, "min_size")
+    assert "minimum" in sized.denial_reason
+
+
+def test_size_when_a_pct_equity_budget_buys_a_stop_below_the_minimum_cost_then_denied() -> None:
+    config = PortfolioConfig(sizing="pct_equity", pct_equity=1.0, max_allocation_per_worker=1.0, cash_buffer=0.0)
+    # 5.30 USD pays 5.2863 USD of coin after the fee, over the 5 USD minimum; it buys
+    # floor(5.3 / 3,007.8) = 0.00176208 ETH, worth 0.00176208 x 2,700 = 4.76 USD at the stop.
+    eth = SizingRequest("w1", "ETH/USD", 1.0, 3_000.0, 2_700.0, 50.0, 1.0)
+    (sized,) = Portfolio(config).size([eth], equity=5.3, cash=5.3, markets={"ETH/USD": ETH}, taker_fee=0.0026)
+    assert sized.denial_rule == "min_size" and sized.quote_budget is None

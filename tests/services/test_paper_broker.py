@@ -330,6 +330,34 @@ def test_on_candle_when_stop_buy_gaps_beyond_cash_then_fills_only_what_cash_cove
     assert desk.broker.cash >= 0 and desk.broker.open_orders == ()
 
 
+def test_on_candle_when_a_stop_sells_many_times_a_thin_candles_volume_then_impact_stops_at_the_whole_candle() -> None:
+    desk = long_position()
+    desk.submit(order("sl", Side.SELL, OrderType.STOP, 0.1, stop=49_000, purpose=OrderPurpose.STOP_LOSS), minute(1))
+
+    # A quiet minute in real data: 0.001 BTC traded. Uncapped, selling 0.1 is 10,000 % of it, 100,000 bps of
+    # impact, and a price of 48,000 x (1 - 10.0002) = -432,009.6: the sale would take cash away.
+    [fill] = fills(desk.candle(1, 48_000, 48_100, 47_500, 47_800, volume=0.001))
+
+    # Impact counts at most the whole candle: 2 + 10 x 100 % = 1,002 bps below the 48,000 open = 43,190.4.
+    assert fill.price == pytest.approx(43_190.4)
+    # Fee 0.1 x 43,190.4 x 0.0026 = 11.229504; cash 4,985.4961 + 4,319.04 - 11.229504 = 9,293.306596.
+    assert fill.fee == pytest.approx(11.229504)
+    assert desk.broker.cash == pytest.approx(9_293.306596)
+    assert desk.broker.holding(BTC) == 0.0
+
+
+def test_submit_when_a_market_buy_is_many_times_the_candles_volume_then_it_pays_at_most_whole_candle_impact() -> None:
+    desk = Desk()
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000, volume=0.001)
+
+    [_, fill] = desk.submit(order("buy", Side.BUY, OrderType.MARKET, 0.01), minute(1))
+
+    # 0.01 BTC is ten times the 0.001 traded. Uncapped: 2 + 10 x 1,000 % = 10,002 bps, paying 100,010 a coin.
+    # Capped at the whole candle: 1,002 bps above 50,000 = 55,010; 550.10 + fee 1.43026 = 551.53026.
+    assert isinstance(fill, OrderFilled) and fill.price == pytest.approx(55_010.0)
+    assert desk.broker.cash == pytest.approx(10_000 - 551.53026)
+
+
 # --- OCO -------------------------------------------------------------------------------------
 
 
@@ -558,3 +586,60 @@ def test_match_from_open_when_an_order_is_closed_or_on_another_symbol_then_it_is
     untouched = Candle(BTC, minute(1), 50_000, 50_900, 48_500, 50_500, 100.0)
     assert desk.broker.match_from_open(untouched, ["sl", "unknown"]) == []  # the stop is gone; nothing else asked
     assert [o.order_id for o in desk.broker.open_orders] == ["tp"]
+
+
+def test_on_candle_when_cash_left_covers_less_than_the_minimum_cost_then_the_buy_is_cancelled_not_shrunk() -> None:
+    desk = Desk(cash=10_000.0)
+    desk.broker = PaperBroker(MARKETS, NEXT_OPEN_NO_SLIPPAGE)
+    desk.publish([AccountOpened(currency="USD", cash=10_000.0)])
+    desk.candle(0, 50_000, 50_000, 50_000, 50_000)
+    desk.candle(0, 3_000, 3_000, 3_000, 3_000, symbol=ETH)
+    # 0.199 BTC at 50,000 holds 9,950 x 1.0026 = 9,975.87; 0.008 ETH at 3,000 holds 24.0624 of the 24.13 left.
+    assert [type(e) for e in desk.submit(order("b", Side.BUY, OrderType.MARKET, 0.199), minute(1))] == [OrderSubmitted]
+    eth_buy = order("e", Side.BUY, OrderType.MARKET, 0.008, symbol=ETH)
+    assert [type(e) for e in desk.submit(eth_buy, minute(1))] == [OrderSubmitted]
+
+    # BTC opens 100 higher: 0.199 x 50,100 = 9,969.9 + fee 25.92174 leaves 4.17826 USD.
+    desk.candle(1, 50_100, 50_100, 50_100, 50_100)
+    assert desk.broker.cash == pytest.approx(4.17826)
+    events = desk.candle(1, 3_000, 3_000, 3_000, 3_000, symbol=ETH)
+
+    # 4.17826 buys floor(4.17826 / 3,007.8) = 0.00138914 ETH: above the 0.001 minimum amount but worth
+    # only 4.17 USD, under the 5 USD minimum cost. Bought, it could never carry a stop nor be sold.
+    [cancel] = events
+    assert isinstance(cancel, OrderCancelled) and cancel.order_id == "e"
+    assert cancel.reason.startswith("insufficient funds at fill")
+    assert desk.broker.holding(ETH) == 0.0 and desk.broker.cash == pytest.approx(4.17826)
+    assert desk.broker.open_orders == ()
+
+
+def test_match_from_open_when_the_open_is_already_above_the_take_profit_then_it_sells_there_as_a_taker() -> None:
+    desk = long_position()
+    protect(desk, stop=48_000, take_profit=49_500)  # placed at the open of candle 1, which is 50,000
+    bar = Candle(BTC, minute(1), 50_000, 50_200, 49_800, 50_100, 100.0)
+
+    events = desk.publish(desk.broker.match_from_open(bar, ["tp", "sl"]))
+
+    # A limit sell at 49,500 placed when the market is at 50,000 does not rest: it takes the bid at once,
+    # like a market sell that will not go below 49,500. Taker slippage 2 + 10 x 0.1 % = 3 bps below the
+    # 50,000 open = 49,985 (above the limit); taker fee 0.1 x 49,985 x 0.0026 = 12.9961, not maker's 8.00.
+    assert [(type(e), e.order_id) for e in events] == [(OrderFilled, "tp"), (OrderCancelled, "sl")]
+    fill = events[0]
+    assert isinstance(fill, OrderFilled)
+    assert (fill.qty, fill.liquidity) == (0.1, "taker")
+    assert fill.price == pytest.approx(49_985.0) and fill.fee == pytest.approx(12.9961)
+    # Cash: 4,985.4961 + 4,998.5 - 12.9961 = 9,971.0.
+    assert desk.broker.cash == pytest.approx(9_971.0)
+    assert desk.broker.holding(BTC) == 0.0 and desk.broker.open_orders == ()
+
+
+def test_match_from_open_when_taker_slippage_would_cross_the_take_profit_then_it_fills_at_the_limit() -> None:
+    desk = long_position()
+    protect(desk, stop=48_000, take_profit=49_990)
+    bar = Candle(BTC, minute(1), 50_000, 50_200, 49_800, 50_100, 100.0)
+
+    [fill, _] = desk.publish(desk.broker.match_from_open(bar, ["tp", "sl"]))
+
+    # 3 bps below the open is 49,985, under the 49,990 limit: a limit order never fills worse than its limit.
+    assert isinstance(fill, OrderFilled) and (fill.price, fill.liquidity) == (49_990.0, "taker")
+    assert fill.fee == pytest.approx(0.1 * 49_990 * 0.0026)

@@ -186,10 +186,16 @@ class PaperBroker:
         live = [order for order_id in order_ids if (order := self._orders.get(order_id)) is not None]
         if market is None or not live:
             return []
-        return self._match(candle, market, [o for o in live if o.symbol == candle.symbol], candle.ts + MINUTE_MS)
+        mine = [o for o in live if o.symbol == candle.symbol]
+        return self._match(candle, market, mine, candle.ts + MINUTE_MS, at_open=True)
 
-    def _match(self, candle: Candle, market: Market, live: list[OpenOrder], ts: int) -> list[Event]:
-        """Fill the `live` orders the candle reaches, in matching order; `ts` stamps what happens."""
+    def _match(
+        self, candle: Candle, market: Market, live: list[OpenOrder], ts: int, *, at_open: bool = False
+    ) -> list[Event]:
+        """Fill the `live` orders the candle reaches, in matching order; `ts` stamps what happens.
+
+        `at_open` says the orders were placed at the candle's open rather than resting before it.
+        """
         # Market orders sent at the last close trade at this open, before anything else can happen.
         # The path inside a bar is unknown; when a stop and a take-profit are both touched, assume
         # the stop came first. sorted() is stable, so submission order holds within each kind.
@@ -204,7 +210,10 @@ class PaperBroker:
             # A budgeted buy's quantity is settled here, so its estimate (even 0) does not count.
             if touched is None or (left <= 0 and order.quote_budget is None):
                 continue
-            taker = order.order_type is not OrderType.LIMIT
+            # A limit placed at the open that the open already crosses never rests on the book: it takes
+            # liquidity at once, as a taker, at the open less slippage but never past its limit.
+            marketable = at_open and order.order_type is OrderType.LIMIT and touched == candle.open
+            taker = order.order_type is not OrderType.LIMIT or marketable
             if order.quote_budget is not None:
                 # Sized at the price it trades at, like a broker's "buy for 1,000 USD" order.
                 qty, price = self._budget_qty(order, market, touched, candle.volume, cash)
@@ -223,13 +232,15 @@ class PaperBroker:
             qty = left if taker else min(left, market.floor_amount(self._fees.max_volume_fraction * candle.volume))
             if qty <= 0:
                 continue
-            price = self._slipped(touched, order.side, qty, candle.volume) if taker else touched
+            price = self._taker_price(order, touched, qty, candle.volume) if taker else touched
             rate = self._fees.taker if taker else self._fees.maker
             if order.side is Side.BUY and qty * price * (1 + rate) > cash:
                 # Fill what cash covers; price only falls as qty shrinks (less impact), so it stays covered.
                 need = qty * price * (1 + rate)
                 qty = market.floor_amount(cash / (price * (1 + rate)))
-                if qty <= 0 or qty < market.min_amount:
+                # The shrunk size is a new order the exchange would judge afresh: below either minimum it
+                # could never carry a stop nor be sold again (as for a budget buy), so do not buy it.
+                if qty <= 0 or qty < market.min_amount or qty * touched < market.min_cost:
                     why = (
                         f"insufficient funds at fill: {left} {candle.symbol} at {price:g} needs {need:.2f} "
                         f"{self._quote}, have {cash:.2f} {self._quote}"
@@ -237,7 +248,7 @@ class PaperBroker:
                     events.append(OrderCancelled(order_id=order.order_id, reason=why, **_envelope(order, ts)))
                     remaining[order.order_id] = 0.0
                     continue
-                price = self._slipped(touched, order.side, qty, candle.volume) if taker else touched
+                price = self._taker_price(order, touched, qty, candle.volume) if taker else touched
             if order.side is Side.SELL and qty > held:
                 # Submit-time checks make this unreachable; it guards the holdings against any drift.
                 qty = market.floor_amount(held)
@@ -454,10 +465,22 @@ class PaperBroker:
 
     def _slipped(self, price: float, side: Side, qty: float, volume: float) -> float:
         """Taker price after slippage: a flat spread plus impact per 1% of the candle's volume taken."""
-        impact = self._fees.impact_bps_per_volume_pct * 100 * qty / volume if volume > 0 else 0.0
+        # The share taken counts up to the whole candle: real 1-minute data has near-empty minutes, and an
+        # order many times their volume would otherwise slip by thousands of percent, to a negative sell price.
+        per_pct = self._fees.impact_bps_per_volume_pct
+        impact = min(per_pct * 100 * qty / volume, per_pct * 100) if volume > 0 else 0.0
         bps = self._fees.slippage_bps + impact
-        sign = 1 if side is Side.BUY else -1
-        return price * (1 + sign * bps / 10_000)
+        if side is Side.BUY:
+            return price * (1 + bps / 10_000)
+        # Extreme settings can still ask for more than 100 %: a sale never pays the seller less than nothing.
+        return price * max(1 - bps / 10_000, 0.0)
+
+    def _taker_price(self, order: OpenOrder, touched: float, qty: float, volume: float) -> float:
+        """The slipped price of a taker fill, held to the order's limit if it has one: never worse than it."""
+        price = self._slipped(touched, order.side, qty, volume)
+        if order.order_type is not OrderType.LIMIT or order.limit_price is None:
+            return price
+        return min(price, order.limit_price) if order.side is Side.BUY else max(price, order.limit_price)
 
     def _fill(
         self, order: OpenOrder, market: Market, qty: float, price: float, *, taker: bool, ts: int, left: float
