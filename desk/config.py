@@ -119,6 +119,18 @@ class FeesConfig(_Section):
         "next_open", description="market orders sent at a candle's close fill at the next open, or at that close"
     )
 
+    @model_validator(mode="after")
+    def _a_sale_keeps_a_price(self) -> FeesConfig:
+        # Impact counts up to a whole candle's volume (100 x the per-1 % figure); past 10,000 bps in all,
+        # a large sale would be priced at nothing.
+        worst = self.slippage_bps + 100 * self.impact_bps_per_volume_pct
+        if worst >= 10_000:
+            raise ValueError(
+                f"slippage_bps + 100 x impact_bps_per_volume_pct is {worst:g} bps: a taker selling a whole "
+                "candle's volume would get nothing; keep it under 10,000"
+            )
+        return self
+
 
 class PortfolioConfig(_Section):
     sizing: Literal["fixed_risk", "pct_equity", "kelly"] = "fixed_risk"

@@ -46,6 +46,11 @@ BAD_CONFIGS = {
         "greater than 0",
     ),
     "unknown strategy": (unknown_strategy, "workers[1].strategy", "available: "),
+    "slippage that prices a sale at nothing": (
+        lambda: with_override({"portfolio": {"fees": {"slippage_bps": 2.0, "impact_bps_per_volume_pct": 100.0}}}),
+        "portfolio.fees",
+        "10002 bps",
+    ),
     "empty file": (lambda: "", "", "empty"),
     "invalid yaml": (lambda: "settings:\n  mode: [paper\n", "", "invalid YAML: line"),
 }
