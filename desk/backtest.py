@@ -40,7 +40,10 @@ from desk.services.feed.replay import ReplayFeed, ReplaySource
 from desk.services.store.store import EventStore
 from desk.strategies.base import Strategy
 
-# A backtest only needs the projection once it is done; group commits keep SQLite off the hot path.
+# A backtest only needs the projection once it is done. Projected in process (sweeps), group commits
+# keep SQLite off the hot path. A projection process commits on the other core instead, so it is
+# handed every journaled batch at once: held back, the batches would only be projected after the
+# run, while the run waits at close.
 PROJECTION_LAG_S = 2.0
 # And its journal is written in batches of about this many events rather than once a minute: an
 # interrupted run still closes the store, which writes the rest, and a killed one is redone anyway.
@@ -158,7 +161,8 @@ def run_backtest(
     config = backtest_config(config, out_dir)
     wall = WallClock()
     started = time.perf_counter()
-    store = EventStore(config.store, out_dir, projection_lag_s=PROJECTION_LAG_S, projection_process=projection_process)
+    lag_s = 0.0 if projection_process else PROJECTION_LAG_S
+    store = EventStore(config.store, out_dir, projection_lag_s=lag_s, projection_process=projection_process)
     recorder = RunRecorder()
     bus = EventBus(wall, store)
     broker = PaperBroker(feed.markets(), config.portfolio.fees, config.settings.quote_currency)

@@ -22,6 +22,7 @@ run in full. Tests hold the journal equal to the candle-by-candle run's.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,22 @@ class _SymbolTimeline:
     low: np.ndarray
     last_close: np.ndarray  # the close of the latest candle at or before each step
 
+    # Both look at `step` itself first: with a candle every minute, that is where the answer is.
+
+    def next_candle(self, step: int, limit: int) -> int:
+        """The first step at or after `step` at which the symbol has a candle, or `limit` if none comes before."""
+        if self.rows[step] >= 0:
+            return step
+        index = int(self.steps.searchsorted(step))
+        return min(int(self.steps[index]), limit) if index < len(self.steps) else limit
+
+    def last_candle(self, step: int) -> int:
+        """The last step at or before `step` at which the symbol has a candle, -1 if none."""
+        if self.rows[step] >= 0:
+            return step
+        index = int(self.steps.searchsorted(step, side="right")) - 1
+        return int(self.steps[index]) if index >= 0 else -1
+
 
 class FastForward:
     """Drive `core` over `feed` from timeline step `start`, in full only where something can happen."""
@@ -63,10 +80,9 @@ class FastForward:
         self._timeline = feed.timeline
         self._symbols = {symbol: _lay_out(feed, symbol) for symbol in feed.symbols}
         self._closes = {symbol: laid.last_close for symbol, laid in self._symbols.items()}
-        marks = sorted({step for tape in tapes.values() for step in tape})
-        self._signal_steps = np.asarray(marks, dtype=np.int64)
-        gaps = [int(np.searchsorted(self._timeline, gap.next_ts)) for gap in feed.gaps()]
-        self._gap_steps = np.unique(np.asarray(gaps, dtype=np.int64))
+        # Plain sorted lists: finding the next one is a bisect, far cheaper than a numpy call per step.
+        self._signal_steps = sorted({step for tape in tapes.values() for step in tape})
+        self._gap_steps = sorted({int(np.searchsorted(self._timeline, gap.next_ts)) for gap in feed.gaps()})
         self._step = -1
 
     @classmethod
@@ -134,8 +150,17 @@ class FastForward:
         target = min(_next_in(self._signal_steps, step, end), _next_in(self._gap_steps, step, end))
         broker = self._core.broker
         assert isinstance(broker, PaperBroker)
-        for order in broker.open_orders:
-            target = min(target, self._next_touch(order, step, target))
+        resting = broker.open_orders
+        # A market order fills at its symbol's next open, nearly always `step` itself, before which
+        # nothing can come: so look there first, and search prices only if the target is still ahead.
+        for order in resting:
+            if order.order_type is OrderType.MARKET:
+                target = self._symbols[order.symbol].next_candle(step, target)
+        if target == step:
+            return step
+        for order in resting:
+            if order.order_type is not OrderType.MARKET:
+                target = min(target, self._next_touch(order, step, target))
         for position in self._core.execution.positions.values():
             if position.trailing_stop_pct and position.stop_order_id:
                 target = self._next_trail(position, step, target)
@@ -156,9 +181,8 @@ class FastForward:
         return _first_true(may_trail, step, limit)
 
     def _next_touch(self, order: OpenOrder, step: int, limit: int) -> int:
+        """The first candle that may reach a resting stop or limit order's price."""
         laid = self._symbols[order.symbol]
-        if order.order_type is OrderType.MARKET:
-            return _next_in(laid.steps, step, limit)  # fills at the symbol's next open
         price = order.stop_price if order.order_type is OrderType.STOP else order.limit_price
         assert price is not None
         # A sell stop and a buy limit trade when the price falls to them, the others when it rises.
@@ -182,11 +206,13 @@ class FastForward:
 
     def _last_candles(self, start: int, end: int) -> list[Candle]:
         """Each symbol's last candle in steps [start, end), for the core to catch up on."""
-        candles = []
+        candles: list[Candle] = []
+        if end <= start:
+            return candles  # no quiet minutes in between
         for symbol, laid in self._symbols.items():
-            index = int(laid.steps.searchsorted(end)) - 1
-            if index >= 0 and laid.steps[index] >= start:
-                candles.append(self._feed.candle(symbol, int(laid.rows[laid.steps[index]])))
+            last = laid.last_candle(end - 1)
+            if last >= start:
+                candles.append(self._feed.candle(symbol, int(laid.rows[last])))
         return candles
 
 
@@ -203,10 +229,10 @@ def _lay_out(feed: ReplayFeed, symbol: str) -> _SymbolTimeline:
     return _SymbolTimeline(rows, np.flatnonzero(has), high, low, last_close)
 
 
-def _next_in(steps: np.ndarray, step: int, limit: int) -> int:
+def _next_in(steps: list[int], step: int, limit: int) -> int:
     """The first of the sorted `steps` at or after `step`, or `limit` if none comes before it."""
-    index = int(steps.searchsorted(step))
-    return min(int(steps[index]), limit) if index < len(steps) else limit
+    index = bisect.bisect_left(steps, step)
+    return min(steps[index], limit) if index < len(steps) else limit
 
 
 def _first_true(predicate: Callable[[int, int], np.ndarray], step: int, limit: int) -> int:

@@ -70,6 +70,8 @@ class RiskEngine:
         elif isinstance(event, EquitySeries):
             # A backtest's marks, journaled in chunks after the engine already saw them one by one;
             # a replay from the journal sees them only here. Either way each mark counts once.
+            if event.ts_event <= self._last_mark_ts:
+                return  # its last mark, and so every one before it, was seen already
             for index, equity in enumerate(event.equity):
                 ts = event.start_ts + index * event.step_ms
                 if ts > self._last_mark_ts:
@@ -97,17 +99,22 @@ class RiskEngine:
             self._day = day
             self.day_start_equity = equity
 
-    def observe_marks(self, ts: np.ndarray, equity: np.ndarray) -> None:
-        """`observe_equity` for each mark in turn, in one go (a backtest's quiet minutes)."""
+    def observe_marks(self, ts: np.ndarray, equity: np.ndarray) -> np.ndarray:
+        """`observe_equity` for each mark in turn, in one go (a backtest's quiet minutes).
+
+        Return the high-water mark as it stands after each mark.
+        """
+        high = np.maximum.accumulate(np.maximum(equity, self.high_water_mark))
         if not len(ts):
-            return
+            return high
         self.equity = float(equity[-1])
         self._last_mark_ts = int(ts[-1])
-        self.high_water_mark = max(self.high_water_mark, float(equity.max()))
-        last_day = int(ts[-1]) // DAY_MS
+        self.high_water_mark = float(high[-1])
+        last_day = self._last_mark_ts // DAY_MS
         if last_day != self._day:
             self._day = last_day
             self.day_start_equity = float(equity[int(np.searchsorted(ts, last_day * DAY_MS))])
+        return high
 
     def quiet_marks(self, ts: np.ndarray, equity: np.ndarray) -> int:
         """How many leading marks `evaluate` would answer with no change, each observed in turn.

@@ -62,7 +62,10 @@ class _Approved:
 
 
 class _SeriesBuffer:
-    """Equity marks waiting to be journaled as one EquitySeries event, a day's worth at a time."""
+    """Equity marks waiting to be journaled as one EquitySeries event, a day's worth at a time.
+
+    The marks of a chunk are a minute apart, so of their times only the first and the last are kept.
+    """
 
     CHUNK = 1440
 
@@ -70,7 +73,8 @@ class _SeriesBuffer:
         self._clear()
 
     def _clear(self) -> None:
-        self.ts: list[int] = []
+        self.first_ts = 0
+        self.last_ts = 0
         self.equity: list[float] = []
         self.cash: list[float] = []
         self.high: list[float] = []
@@ -79,13 +83,15 @@ class _SeriesBuffer:
     def add(self, ts: int, equity: float, cash: float, high: float, open_positions: int) -> EquitySeries | None:
         """Buffer a mark; return a finished chunk when the chunk is full or the mark cannot join it."""
         # Every chunk is evenly spaced: a gap in the data closes the chunk before it.
-        finished = self.drain() if self.ts and ts - self.ts[-1] != MINUTE_MS else None
-        self.ts.append(ts)
+        finished = self.drain() if self.equity and ts - self.last_ts != MINUTE_MS else None
+        if not self.equity:
+            self.first_ts = ts
+        self.last_ts = ts
         self.equity.append(equity)
         self.cash.append(cash)
         self.high.append(high)
         self.open_positions.append(open_positions)
-        if finished is None and len(self.ts) >= self.CHUNK:
+        if finished is None and len(self.equity) >= self.CHUNK:
             finished = self.drain()
         return finished
 
@@ -101,15 +107,17 @@ class _SeriesBuffer:
         start = 0
         for end in breaks:  # runs of evenly spaced marks
             while start < end:
-                if self.ts and int(ts[start]) - self.ts[-1] != MINUTE_MS:
+                if self.equity and int(ts[start]) - self.last_ts != MINUTE_MS:
                     finished.append(self._drain_now())
-                stop = min(end, start + self.CHUNK - len(self.ts))
-                self.ts += ts[start:stop].tolist()
+                if not self.equity:
+                    self.first_ts = int(ts[start])
+                stop = min(end, start + self.CHUNK - len(self.equity))
+                self.last_ts = int(ts[stop - 1])
                 self.equity += equity[start:stop].tolist()
                 self.high += high[start:stop].tolist()
                 self.cash += [cash] * (stop - start)
                 self.open_positions += [open_positions] * (stop - start)
-                if len(self.ts) >= self.CHUNK:
+                if len(self.equity) >= self.CHUNK:
                     finished.append(self._drain_now())
                 start = stop
         return finished
@@ -120,11 +128,11 @@ class _SeriesBuffer:
         return series
 
     def drain(self) -> EquitySeries | None:
-        if not self.ts:
+        if not self.equity:
             return None
         series = EquitySeries(
-            ts_event=self.ts[-1],
-            start_ts=self.ts[0],
+            ts_event=self.last_ts,
+            start_ts=self.first_ts,
             step_ms=MINUTE_MS,
             equity=self.equity,
             cash=self.cash,
@@ -435,16 +443,19 @@ class TradingCore:
         arithmetic, up to the first one at which the risk engine may change state;
         returns how many were taken, so the caller runs that minute in full.
         """
-        equity = np.full(len(ts), self.broker.cash)
+        cash = self.broker.cash
+        # As equity(): cash, then each holding in turn; a flat account is its cash at every mark.
+        equity: np.ndarray | None = None
         for symbol in self.markets:
             held = self.broker.holding(symbol)
             if held:
-                equity = equity + held * prices[symbol]  # as equity(): cash, then each holding in turn
+                equity = (cash if equity is None else equity) + held * prices[symbol]
+        if equity is None:
+            equity = np.full(len(ts), cash)
         quiet = self.risk.quiet_marks(ts, equity)
         ts, equity = ts[:quiet], equity[:quiet]
-        high = np.maximum.accumulate(np.maximum(equity, self.risk.high_water_mark))
-        self.risk.observe_marks(ts, equity)
-        chunks = self._series.extend(ts, equity, self.broker.cash, high, len(self.execution.positions))
+        high = self.risk.observe_marks(ts, equity)
+        chunks = self._series.extend(ts, equity, cash, high, len(self.execution.positions))
         if chunks:
             self.bus.publish(list(chunks))
         return quiet
