@@ -339,6 +339,9 @@ class TradingCore:
         denial: tuple[str, str] | None = None
         if not stop < price:
             denial = ("invalid_stop", f"stop {stop} is not below the price {price}")
+        elif not take > price:
+            # A target at or below the price would sell the moment the position opens: two fees for nothing.
+            denial = ("invalid_take_profit", f"take-profit {take} is not above the price {price}")
         elif scored.vetoed:
             denial = ("learner_veto", f"score {scored.score:.3f} below {self.config.ml.veto_below}")
         else:

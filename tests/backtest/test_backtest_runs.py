@@ -129,6 +129,38 @@ def test_backtest_when_a_symbols_data_ends_early_with_a_position_open_then_said_
     assert report.total.fees == pytest.approx(1.313)  # 0.26 % of 5 x 101, paid though never closed
 
 
+class BadLevelsStrategy(LadderStrategy):
+    """Buys on the third candle (close 100) with the stop or the take-profit on the wrong side of the price."""
+
+    def __init__(self, stop: float | None, take: float | None) -> None:
+        super().__init__()
+        self.stop, self.take = stop, take
+
+    def on_candle(self, candle: Candle, window: CandleWindow, **kwargs: Any) -> Signal | None:
+        self.seen += 1
+        if self.seen == 3:
+            return Signal(Side.BUY, stop_price=self.stop, take_profit=self.take, reason="bad levels")
+        return None
+
+
+@pytest.mark.parametrize(
+    ("stop", "take", "rule"),
+    [(100.5, 120.0, "invalid_stop"), (90.0, 100.0, "invalid_take_profit"), (90.0, 99.0, "invalid_take_profit")],
+)
+def test_backtest_when_a_signal_puts_a_level_on_the_wrong_side_then_denied_with_its_rule_and_nothing_sent(
+    tmp_path: Path, stop: float, take: float, rule: str
+) -> None:
+    rows = [(START + i * 60_000, o, h, lo, c, 1_000.0) for i, (o, h, lo, c) in enumerate(LADDER)]
+    source = ReplaySource(write_csv(tmp_path / "ladder.csv", rows), "LAD/USD")
+    strategy = BadLevelsStrategy(stop, take)
+    run_backtest(
+        ladder_config(), ReplayFeed([source]), [source], tmp_path / "out", strategy_overrides={"ladder": strategy}
+    )
+    records = read_journal(tmp_path / "out" / "journal")
+    assert [r["rule"] for r in records if r["type"] == "OrderDenied"] == [rule]
+    assert not [r for r in records if r["type"] in ("EntryPlanned", "OrderSubmitted", "OrderFilled")]
+
+
 def run_cli_backtest(config_path: Path, data: Path, out: Path) -> int:
     return main.main(
         [
