@@ -16,7 +16,11 @@ floor: the time it takes only to construct, stamp, encode and write the events
 the desk's run journaled, with no engine deciding anything, as a share of the
 time the 2x target allows (half of backtesting.py's time). The instrument has no exchange minimum
 beyond one satoshi (1e-8), the unit FractionalBacktest trades in, and the
-account starts with a billion so fees never wear it down to dust-sized orders.
+account starts with a billion. Over 100k bars that keeps every order far above
+the minimum; over 1M bars 5,707 round trips of fees wear it down to a few
+hundredths of a cent, and from there most buy signals are refused as below the
+minimum size (the desk journals each refusal; backtesting.py still manages one
+more dust trade).
 
     .venv/bin/python bench/replay_speed.py [--bars 100000 1000000] [--seed 1]
 """
@@ -54,8 +58,8 @@ from tests.conftest import config_data_for_tests  # noqa: E402
 SYMBOL = "GBM/USD"
 FEE = 0.0026
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-# Fees of 0.26 % a side over ~3,500 round trips leave e^-18 of the account; a billion keeps every
-# order far above one satoshi, so neither engine's minimum size decides anything.
+# Fees of 0.26 % a side leave e^-10 of the account after 100k bars (1,975 round trips) and e^-30
+# after 1M (5,707): a billion keeps the 100k run's orders far above one satoshi, not the 1M run's.
 CASH = 1_000_000_000.0
 
 
