@@ -22,6 +22,7 @@ from desk.core.events import (
     EntryPlanned,
     Event,
     ExitRequested,
+    OrderAmended,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
@@ -33,6 +34,10 @@ from desk.core.events import (
 )
 from desk.core.types import MINUTE_MS, Candle, OrderPurpose, OrderRequest, OrderType, Side
 from desk.engines.bus import Publisher
+
+# Built once: `A | B` written inside isinstance() builds a new union object for every event applied.
+_ORDER_EVENTS = (OrderSubmitted, OrderCancelled, OrderRejected)
+_ORDER_ENDS = (OrderCancelled, OrderRejected)
 
 _PROTECTIVE_PURPOSES = frozenset({OrderPurpose.STOP_LOSS.value, OrderPurpose.TAKE_PROFIT.value})
 
@@ -117,7 +122,7 @@ class ExecutionEngine:
     )
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, OrderSubmitted | OrderCancelled | OrderRejected):
+        if isinstance(event, _ORDER_EVENTS):
             self._apply_order_event(event)
         elif isinstance(event, EntryPlanned):
             self.pending_entries[event.order_id] = event
@@ -157,7 +162,7 @@ class ExecutionEngine:
             self.pending_entries.clear()
 
     def _apply_order_event(self, event: OrderSubmitted | OrderCancelled | OrderRejected) -> None:
-        if isinstance(event, OrderCancelled | OrderRejected):
+        if isinstance(event, _ORDER_ENDS):
             self.pending_entries.pop(event.order_id, None)
             position = self.positions.get(event.worker)
             if position is not None and event.order_id == position.exit_order_id:
@@ -405,7 +410,8 @@ class ExecutionEngine:
             return []
         ts_event = candle.ts + MINUTE_MS
         published = self._bus.publish(self._broker.amend_stop(position.stop_order_id, candidate, ts_event))
-        if any(isinstance(e, OrderCancelled) for e in published):
+        if not any(isinstance(e, OrderAmended) for e in published):
+            # The stop is no longer resting (cancelled, or refused the new price): nothing moved.
             return published
         published += self._bus.publish(
             [

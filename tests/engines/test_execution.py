@@ -117,6 +117,15 @@ def test_trail_when_price_rises_then_stop_follows_and_later_exits_at_the_trailed
     assert closed.exit_reason == "stop_loss" and closed.exit_price == 114.0
 
 
+def test_trail_when_the_stop_order_is_gone_then_no_stop_move_is_journaled(desk: Desk) -> None:
+    desk.enter(take=None, trail=0.05)
+    stop_id = desk.execution.positions["w1"].stop_order_id
+    desk.bus.publish(desk.broker.cancel(stop_id, "operator", desk.minute * 60_000))
+    desk.candle(100, 120, 100, 118)  # a new high would trail the stop to 114, but no stop rests to move
+    assert [e for e in desk.events if isinstance(e, StopMoved)] == []
+    assert desk.execution.positions["w1"].stop_price == 95.0
+
+
 def test_exit_when_strategy_signals_then_protection_is_cancelled_and_market_sell_fills(desk: Desk) -> None:
     desk.enter()
     desk.candle(100, 104, 99, 103)

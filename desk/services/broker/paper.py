@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from dataclasses import dataclass, replace
-from typing import ClassVar, TypedDict
+from typing import ClassVar, NamedTuple, TypedDict
 
 from desk.config import FeesConfig
 from desk.core.events import (
@@ -32,9 +31,13 @@ from desk.core.types import MINUTE_MS, Candle, Market, OrderPurpose, OrderReques
 OCO_CANCEL_REASON = "oco sibling filled"
 
 
-@dataclass(frozen=True, slots=True)
-class OpenOrder:
-    """A resting order as the broker holds it; `remaining` is what can still fill, `fills` how many did."""
+class OpenOrder(NamedTuple):
+    """A resting order as the broker holds it; `remaining` is what can still fill, `fills` how many did.
+
+    Immutable, so the broker hands its book out as is. A NamedTuple rather than a frozen dataclass: the broker
+    builds one per order and another on every fill and stop move, and a frozen dataclass sets each field through
+    object.__setattr__ (about 2.3 µs a build, 3.3 µs through dataclasses.replace, against 1 µs and 0.8 µs here).
+    """
 
     order_id: str
     worker: str
@@ -139,8 +142,7 @@ class PaperBroker:
                 return events
             price = self._slipped(candle.close, order.side, order.qty, candle.volume)
             events.append(self._fill(pending, market, order.qty, price, taker=True, ts=now_ms, left=order.qty))
-            remaining = {o.order_id: o.remaining for o in self._orders.values()}
-            events += self._oco_effects(pending, market, order.qty, remaining, now_ms)
+            events += self._oco_effects(pending, market, order.qty, {}, now_ms)
         return events
 
     def cancel(self, order_id: str, reason: str, now_ms: int) -> list[Event]:
@@ -172,7 +174,7 @@ class PaperBroker:
             return []  # most candles of a replay meet no resting order at all
         ts = candle.ts + MINUTE_MS
         live = [o for o in self._orders.values() if o.symbol == candle.symbol and o.submitted_ms < ts]
-        return self._match(candle, market, live, ts)
+        return self._match(candle, market, live, ts) if live else []
 
     def match_from_open(self, candle: Candle, order_ids: Collection[str]) -> list[Event]:
         """Match orders placed at `candle`'s open against the rest of it: fills and OCO cancels.
@@ -200,12 +202,13 @@ class PaperBroker:
         # The path inside a bar is unknown; when a stop and a take-profit are both touched, assume
         # the stop came first. sorted() is stable, so submission order holds within each kind.
         live.sort(key=lambda o: _MATCH_ORDER[o.order_type])
-        # Working copies: fills decided earlier in this candle must bind the later decisions.
-        remaining = {o.order_id: o.remaining for o in self._orders.values()}
+        # Working copies: fills decided earlier in this candle must bind the later decisions. Only the orders
+        # they touch get one (most candles touch none); every other order still has its booked remaining.
+        remaining: dict[str, float] = {}
         cash, held = self._cash, self.holding(candle.symbol)
         events: list[Event] = []
         for order in live:
-            left = remaining[order.order_id]
+            left = remaining.get(order.order_id, order.remaining)
             touched = _touch(order, candle)
             # A budgeted buy's quantity is settled here, so its estimate (even 0) does not count.
             if touched is None or (left <= 0 and order.quote_budget is None):
@@ -313,7 +316,7 @@ class PaperBroker:
             case OrderAmended():
                 order = self._orders.get(event.order_id)
                 if order is not None:
-                    self._orders[event.order_id] = replace(order, stop_price=event.stop_price)
+                    self._orders[event.order_id] = order._replace(stop_price=event.stop_price)
 
     def _apply_fill(self, event: OrderFilled) -> None:
         order = self._orders.get(event.order_id)
@@ -334,12 +337,12 @@ class PaperBroker:
         else:
             self._holdings.pop(order.symbol, None)
         if event.remaining_qty > 0:
-            self._orders[order.order_id] = replace(order, remaining=event.remaining_qty, fills=order.fills + 1)
+            self._orders[order.order_id] = order._replace(remaining=event.remaining_qty, fills=order.fills + 1)
         else:
             del self._orders[order.order_id]
         for sibling in self._siblings(order):
             left = max(0.0, round(sibling.remaining - event.qty, decimals))
-            self._orders[sibling.order_id] = replace(sibling, remaining=left)
+            self._orders[sibling.order_id] = sibling._replace(remaining=left)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -514,11 +517,14 @@ class PaperBroker:
     def _oco_effects(
         self, order: OpenOrder, market: Market, qty: float, remaining: dict[str, float], ts: int
     ) -> list[Event]:
-        """Shrink the siblings' shared quantity by a fill; cancel each sibling that reaches zero."""
-        remaining[order.order_id] = round(remaining.get(order.order_id, qty) - qty, market.amount_decimals)
+        """Shrink the siblings' shared quantity by a fill; cancel each sibling that reaches zero.
+
+        `remaining` holds the working quantities of the orders this candle's fills already touched.
+        """
+        remaining[order.order_id] = round(remaining.get(order.order_id, order.remaining) - qty, market.amount_decimals)
         events: list[Event] = []
         for sibling in self._siblings(order):
-            before = remaining[sibling.order_id]
+            before = remaining.get(sibling.order_id, sibling.remaining)
             remaining[sibling.order_id] = max(0.0, round(before - qty, market.amount_decimals))
             if before > 0 and remaining[sibling.order_id] <= 0:
                 events.append(
@@ -568,15 +574,22 @@ def _envelope(order: OrderRequest | OpenOrder, ts: int) -> _Envelope:
     return {"worker": order.worker, "symbol": order.symbol, "correlation_id": order.correlation_id, "ts_event": ts}
 
 
+# Events carry these as their string values, and apply() builds every order from its OrderSubmitted: a dict
+# lookup by value costs a tenth of Enum.__call__.
+_SIDES = {side.value: side for side in Side}
+_ORDER_TYPES = {order_type.value: order_type for order_type in OrderType}
+_PURPOSES = {purpose.value: purpose for purpose in OrderPurpose}
+
+
 def _open_order(event: OrderSubmitted) -> OpenOrder:
     """The resting order an OrderSubmitted describes, with nothing filled yet."""
     return OpenOrder(
         order_id=event.order_id,
         worker=event.worker,
         symbol=event.symbol,
-        side=Side(event.side),
-        order_type=OrderType(event.order_type),
-        purpose=OrderPurpose(event.purpose),
+        side=_SIDES[event.side],
+        order_type=_ORDER_TYPES[event.order_type],
+        purpose=_PURPOSES[event.purpose],
         qty=event.qty,
         remaining=event.qty,
         limit_price=event.limit_price,
