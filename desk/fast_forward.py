@@ -32,7 +32,8 @@ from desk.core.types import MINUTE_MS, Candle, CandleColumns, OrderType, Side
 from desk.engines.execution import Position
 from desk.engines.trading import TradingCore, WorkerResult
 from desk.engines.worker import NO_SIGNAL, Evaluation, Worker
-from desk.services.broker.paper import OpenOrder, PaperBroker
+from desk.services.broker.book import OpenOrder
+from desk.services.broker.paper import PaperBroker
 from desk.services.feed.replay import ReplayFeed
 from desk.strategies.base import VectorisedStrategy
 
